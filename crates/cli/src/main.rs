@@ -1,0 +1,2 @@
+//! The `colzero` binary (placeholder: being built).
+fn main() {}

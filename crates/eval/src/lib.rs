@@ -1,0 +1,1 @@
+//! colzero-eval (placeholder: being built).

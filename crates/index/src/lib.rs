@@ -1,0 +1,1 @@
+//! colzero-index (placeholder: being built).

@@ -1,0 +1,1 @@
+//! colzero-model (placeholder: being built).

@@ -1,0 +1,1 @@
+//! colzero-train (placeholder: being built).
