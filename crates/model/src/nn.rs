@@ -1,0 +1,144 @@
+//! Differentiable building blocks for our model files.
+//!
+//! Contract: every function here is composed of candle ops that have a backward pass
+//! (or of custom ops that implement `bwd`). candle's fused `layer_norm`, `rms_norm`,
+//! `softmax_last_dim`, `rope` and `sdpa` are never used: they silently cut gradients.
+//! [`ForwardCtx`] carries the train/eval switch and the seeded RNG that dropout draws
+//! from, so a forward pass can be replayed bit for bit (GradCache) by cloning the context.
+
+use crate::Result;
+use candle_core::{DType, Device, Tensor, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Per-forward state: training switch and the RNG used for dropout masks.
+#[derive(Clone, Debug)]
+pub struct ForwardCtx {
+    /// Apply dropout (training) or not (inference).
+    pub train: bool,
+    rng: ChaCha8Rng,
+}
+
+impl ForwardCtx {
+    /// Inference context: no dropout, no randomness.
+    pub fn eval() -> Self {
+        Self {
+            train: false,
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+
+    /// Training context with a seeded RNG.
+    pub fn train(seed: u64) -> Self {
+        Self {
+            train: true,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// Training context from an existing RNG state (for checkpoint resume).
+    pub fn from_rng(train: bool, rng: ChaCha8Rng) -> Self {
+        Self { train, rng }
+    }
+
+    /// The RNG state (cloneable, serialisable through its seed+word position).
+    pub fn rng(&self) -> &ChaCha8Rng {
+        &self.rng
+    }
+
+    /// A keep-mask scaled by `1/(1-p)`, shaped like `shape`, drawn from this context.
+    fn dropout_mask(&mut self, shape: &[usize], p: f32, device: &Device) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let scale = 1.0 / (1.0 - p);
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                if self.rng.random::<f32>() < p {
+                    0.0
+                } else {
+                    scale
+                }
+            })
+            .collect();
+        Ok(Tensor::from_vec(data, shape, device)?)
+    }
+}
+
+/// Dropout with rate `p` (identity when `ctx.train` is false or `p == 0`).
+pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
+    if !ctx.train || p <= 0.0 {
+        return Ok(x.clone());
+    }
+    let mask = ctx.dropout_mask(x.dims(), p, x.device())?;
+    Ok(x.mul(&mask.to_dtype(x.dtype())?)?)
+}
+
+/// Layer normalisation over the last dimension, composed of differentiable ops.
+/// `bias` is optional (ModernBERT's norms have none).
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let y = y.broadcast_mul(weight)?;
+    let y = match bias {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    Ok(y.to_dtype(dtype)?)
+}
+
+/// Softmax over the last dimension (numerically stable, differentiable).
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::softmax(x, D::Minus1)?)
+}
+
+/// `x @ w^T (+ b)` for `x` of any rank >= 2 and `w` of shape `[out, in]`.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let y = x.broadcast_matmul(&w.t()?)?;
+    Ok(match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    #[test]
+    fn layer_norm_matches_definition_and_has_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(vec![1f32, 2.0, 4.0, -1.0, 0.0, 1.0], (2, 3), &dev).unwrap();
+        let w = Var::from_vec(vec![1f32, 2.0, 3.0], 3, &dev).unwrap();
+        let b = Var::from_vec(vec![0.5f32, 0.0, -0.5], 3, &dev).unwrap();
+        let y = layer_norm(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), 1e-5).unwrap();
+        let row: Vec<f32> = y.get(1).unwrap().to_vec1().unwrap();
+        let s = (2.0f32 / 3.0 + 1e-5).sqrt();
+        let want = [-1.0 / s + 0.5, 0.0, 3.0 / s - 0.5];
+        for (a, b) in row.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w, &b] {
+            let gv = g.get(v.as_tensor()).expect("gradient present");
+            assert!(gv.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        }
+    }
+
+    #[test]
+    fn dropout_is_seeded_and_off_in_eval() {
+        let x = Tensor::ones((4, 8), DType::F32, &Device::Cpu).unwrap();
+        let a = dropout(&x, 0.5, &mut ForwardCtx::train(7)).unwrap();
+        let b = dropout(&x, 0.5, &mut ForwardCtx::train(7)).unwrap();
+        let va: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let vb: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(va, vb);
+        assert!(va.iter().all(|v| *v == 0.0 || *v == 2.0));
+        assert!(va.contains(&0.0) && va.contains(&2.0));
+        let e = dropout(&x, 0.5, &mut ForwardCtx::eval()).unwrap();
+        assert_eq!(e.sum_all().unwrap().to_scalar::<f32>().unwrap(), 32.0);
+    }
+}
