@@ -1,0 +1,307 @@
+//! BEIR datasets: `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
+//!
+//! Contract (BEIR's `GenericDataLoader` + PyLate's `load_beir`):
+//! - corpus lines are `{"_id", "title", "text", ...}`; the corpus keeps file order; a
+//!   document's encoded text is [`Document::full_text`] = `f"{title} {text}".strip()`
+//!   with Python's whitespace set. A missing or null title counts as empty. Duplicate
+//!   document ids are an error.
+//! - only the queries that appear in the split's qrels are loaded, in qrels order (BEIR
+//!   filters `queries` by `qrels`); query text is kept verbatim. A qrels query missing
+//!   from `queries.jsonl` is an error naming the qrels file and line.
+//! - ids may be JSON strings or integers (integers are written in decimal).
+//! - every malformed line is reported as `file:line: reason` (JSON, UTF-8, missing field).
+
+use crate::error::{EvalError, Result};
+use crate::qrels::Qrels;
+use crate::text::document_text;
+use colzero_core::jsonl::read_jsonl;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// One corpus document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub id: String,
+    pub title: String,
+    pub text: String,
+}
+
+impl Document {
+    /// The text PyLate encodes: `f"{title} {text}".strip()`.
+    pub fn full_text(&self) -> String {
+        document_text(&self.title, &self.text)
+    }
+}
+
+/// One query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub id: String,
+    pub text: String,
+}
+
+/// A BEIR dataset split, loaded in memory.
+#[derive(Debug, Clone)]
+pub struct BeirDataset {
+    /// The dataset directory.
+    pub dir: PathBuf,
+    /// The split name (`test`, `dev`, `train`, ...).
+    pub split: String,
+    /// All documents, in file order.
+    pub corpus: Vec<Document>,
+    /// The split's queries, in qrels order.
+    pub queries: Vec<Query>,
+    /// The split's judgments.
+    pub qrels: Qrels,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Str(String),
+    Int(i64),
+}
+
+impl Id {
+    fn into_string(self) -> String {
+        match self {
+            Id::Str(s) => s,
+            Id::Int(i) => i.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawDoc {
+    #[serde(rename = "_id")]
+    id: Id,
+    #[serde(default)]
+    title: Option<String>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct RawQuery {
+    #[serde(rename = "_id")]
+    id: Id,
+    text: String,
+}
+
+impl BeirDataset {
+    /// Loads `dir/corpus.jsonl`, `dir/queries.jsonl` and `dir/qrels/{split}.tsv`.
+    pub fn load(dir: &Path, split: &str) -> Result<Self> {
+        let qrels_path = dir.join("qrels").join(format!("{split}.tsv"));
+        if !qrels_path.is_file() {
+            return Err(EvalError::BadFile {
+                path: qrels_path,
+                reason: format!("no qrels for split `{split}` (expected qrels/{split}.tsv)"),
+            });
+        }
+        let qrels = Qrels::read_beir_tsv(&qrels_path)?;
+        let queries = load_split_queries(&dir.join("queries.jsonl"), &qrels, &qrels_path)?;
+        let corpus = load_corpus(&dir.join("corpus.jsonl"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            split: split.to_string(),
+            corpus,
+            queries,
+            qrels,
+        })
+    }
+
+    /// `(id, full_text)` of every document, in corpus order.
+    pub fn documents(&self) -> impl Iterator<Item = (&str, String)> {
+        self.corpus.iter().map(|d| (d.id.as_str(), d.full_text()))
+    }
+}
+
+/// Reads a BEIR `corpus.jsonl`, keeping file order.
+pub fn load_corpus(path: &Path) -> Result<Vec<Document>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for r in read_jsonl::<RawDoc>(path)? {
+        let (n, d) = r?;
+        let id = d.id.into_string();
+        if !seen.insert(id.clone()) {
+            return Err(EvalError::line(
+                path,
+                n,
+                format!("duplicate document id `{id}`"),
+            ));
+        }
+        out.push(Document {
+            id,
+            title: d.title.unwrap_or_default(),
+            text: d.text,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads every query of a BEIR `queries.jsonl`, keeping file order.
+pub fn load_queries(path: &Path) -> Result<Vec<Query>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for r in read_jsonl::<RawQuery>(path)? {
+        let (n, q) = r?;
+        let id = q.id.into_string();
+        if !seen.insert(id.clone()) {
+            return Err(EvalError::line(
+                path,
+                n,
+                format!("duplicate query id `{id}`"),
+            ));
+        }
+        out.push(Query { id, text: q.text });
+    }
+    Ok(out)
+}
+
+/// The queries of `queries.jsonl` that appear in `qrels`, in qrels order.
+fn load_split_queries(path: &Path, qrels: &Qrels, qrels_path: &Path) -> Result<Vec<Query>> {
+    let mut all: HashMap<String, String> = load_queries(path)?
+        .into_iter()
+        .map(|q| (q.id, q.text))
+        .collect();
+    qrels
+        .query_ids()
+        .iter()
+        .map(|id| match all.remove(id) {
+            Some(text) => Ok(Query {
+                id: id.clone(),
+                text,
+            }),
+            None => Err(EvalError::BadFile {
+                path: qrels_path.to_path_buf(),
+                reason: format!("query id `{id}` is not in {}", path.display()),
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    fn tiny(dir: &Path) {
+        write(
+            dir,
+            "corpus.jsonl",
+            b"{\"_id\":\"d2\",\"title\":\"T\",\"text\":\" body \",\"metadata\":{}}\n{\"_id\":7,\"text\":\"no title\"}\n{\"_id\":\"d1\",\"title\":null,\"text\":\"x\"}\n",
+        );
+        write(
+            dir,
+            "queries.jsonl",
+            b"{\"_id\":\"a\",\"text\":\"qa\"}\n{\"_id\":\"b\",\"text\":\" qb \"}\n{\"_id\":\"c\",\"text\":\"qc\"}\n",
+        );
+        write(
+            dir,
+            "qrels/test.tsv",
+            b"query-id\tcorpus-id\tscore\nc\td1\t1\na\t7\t2\nc\td2\t0\n",
+        );
+        write(
+            dir,
+            "qrels/dev.tsv",
+            b"query-id\tcorpus-id\tscore\nb\td1\t1\n",
+        );
+    }
+
+    #[test]
+    fn loads_split_queries_in_qrels_order_and_corpus_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny(dir.path());
+        let ds = BeirDataset::load(dir.path(), "test").unwrap();
+        let ids: Vec<_> = ds.corpus.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d2", "7", "d1"]);
+        let texts: Vec<_> = ds.documents().map(|(_, t)| t).collect();
+        assert_eq!(texts, ["T  body", "no title", "x"]);
+        let q: Vec<_> = ds.queries.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(q, ["c", "a"]);
+        assert_eq!(ds.qrels.relevance("a", "7"), Some(2));
+        let dev = BeirDataset::load(dir.path(), "dev").unwrap();
+        assert_eq!(
+            dev.queries,
+            vec![Query {
+                id: "b".into(),
+                text: " qb ".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny(dir.path());
+        let msg = BeirDataset::load(dir.path(), "train")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("qrels/train.tsv") && msg.contains("split `train`"),
+            "{msg}"
+        );
+
+        write(
+            dir.path(),
+            "corpus.jsonl",
+            b"{\"_id\":\"d1\",\"text\":\"x\"}\n{\"_id\":\"d2\",\"text\":\n",
+        );
+        let msg = BeirDataset::load(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("corpus.jsonl:2: invalid JSON"), "{msg}");
+
+        write(
+            dir.path(),
+            "corpus.jsonl",
+            b"{\"_id\":\"d1\",\"text\":\"x\"}\n{\"_id\":\"d2\",\"text\":\"\xc3\x28\"}\n",
+        );
+        let msg = BeirDataset::load(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("corpus.jsonl:2: invalid UTF-8"), "{msg}");
+
+        write(
+            dir.path(),
+            "corpus.jsonl",
+            b"{\"_id\":\"d1\",\"text\":\"x\"}\n{\"_id\":\"d1\",\"text\":\"y\"}\n",
+        );
+        let msg = BeirDataset::load(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("corpus.jsonl:2: duplicate document id `d1`"),
+            "{msg}"
+        );
+
+        write(
+            dir.path(),
+            "corpus.jsonl",
+            b"{\"_id\":\"d1\",\"title\":\"x\"}\n",
+        );
+        let msg = BeirDataset::load(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("corpus.jsonl:1:") && msg.contains("text"),
+            "{msg}"
+        );
+
+        tiny(dir.path());
+        write(
+            dir.path(),
+            "qrels/test.tsv",
+            b"query-id\tcorpus-id\tscore\nzz\td1\t1\n",
+        );
+        let msg = BeirDataset::load(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("query id `zz` is not in"), "{msg}");
+    }
+}
