@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn ties_rank_by_descending_doc_id() {
-        let mut hits = vec![
+        let mut hits = [
             hit("a", 1.0),
             hit("c", 2.0),
             hit("b", 1.0),
