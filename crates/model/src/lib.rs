@@ -8,6 +8,7 @@
 
 pub mod backbone;
 pub mod error;
+pub mod kernels;
 pub mod nn;
 
 pub use backbone::Backbone;
