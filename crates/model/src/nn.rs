@@ -103,6 +103,11 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     })
 }
 
+/// Exact (erf-based) GELU, HF's `"gelu"` activation; differentiable.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    Ok(x.gelu_erf()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
