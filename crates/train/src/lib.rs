@@ -8,6 +8,8 @@
 pub mod cached;
 pub mod error;
 pub mod loss;
+pub mod optim;
+pub mod schedule;
 pub mod scores;
 
 pub use error::{Result, TrainError};
