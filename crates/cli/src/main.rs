@@ -1,2 +1,69 @@
-//! The `colzero` binary (placeholder: being built).
-fn main() {}
+//! The `colzero` binary: one command line over the whole ColBERT life cycle.
+//!
+//! Contract: every subcommand lives in `cmd/<name>.rs` and returns `anyhow::Result`; an
+//! error is printed as `error: <message>` followed by its causes, and the process exits
+//! with status 1 (2 for usage errors, from clap). Nothing here computes anything itself:
+//! the work is done by the library crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Train, index, serve and evaluate ColBERT (late-interaction) retrieval models.
+#[derive(Parser)]
+#[command(name = "colzero", version, about, long_about = None)]
+struct Cli {
+    /// Number of worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Hide progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Turn a dense Hugging Face / sentence-transformers model into a ColBERT checkpoint.
+    Convert(cmd::convert::Args),
+    /// Encode a JSONL file of texts into a safetensors file of multi-vectors.
+    Encode(cmd::encode::Args),
+    /// Search documents for queries (exact MaxSim over an embedding store, or an index).
+    Search(cmd::search::Args),
+    /// Evaluate a model (or an index) on a BEIR dataset directory.
+    Eval(cmd::eval::Args),
+    /// Compute metrics of any TREC run against qrels.
+    Metrics(cmd::metrics::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COLZERO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        // Both rayon (our loops) and candle's matmul thread pool read this setting.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+    let ctx = cmd::Ctx { quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Convert(a) => cmd::convert::run(a, &ctx),
+        Command::Encode(a) => cmd::encode::run(a, &ctx),
+        Command::Search(a) => cmd::search::run(a, &ctx),
+        Command::Eval(a) => cmd::eval::run(a, &ctx),
+        Command::Metrics(a) => cmd::metrics::run(a, &ctx),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,78 @@
+//! `colzero encode`: JSONL `{"id","text"}` in, safetensors multi-vectors out.
+//!
+//! Contract: the output holds one F32 `[tokens, dim]` tensor per input line, named by its
+//! id, plus metadata (`colzero.kind`, `colzero.model`). Written atomically.
+
+use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode};
+use anyhow::Result;
+use colzero_core::StoreWriter;
+use colzero_model::InputKind;
+use std::path::PathBuf;
+
+/// Which side of retrieval the texts are on.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Kind {
+    Query,
+    Document,
+}
+
+impl From<Kind> for InputKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Query => InputKind::Query,
+            Kind::Document => InputKind::Document,
+        }
+    }
+}
+
+/// Options of `colzero encode`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model directory (ColBERT or dense checkpoint).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// JSONL input, one `{"id": ..., "text": ...}` per line.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Encode as queries or documents.
+    #[arg(long, value_enum)]
+    pub kind: Kind,
+    /// Output safetensors file.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// How to run the model.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+/// Runs `colzero encode`.
+pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    let recs = read_id_texts(&args.input)?;
+    let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
+    let texts: Vec<String> = recs.iter().map(|r| r.text.clone()).collect();
+    let embs = model.encode(&texts, args.kind.into(), &args.encoder, ctx)?;
+    let mut w = StoreWriter::new();
+    w.metadata(
+        "colzero.kind",
+        match args.kind {
+            Kind::Query => "query",
+            Kind::Document => "document",
+        },
+    );
+    w.metadata("colzero.model", &args.model.display().to_string());
+    let mut tokens = 0usize;
+    for (r, e) in recs.into_iter().zip(embs) {
+        tokens += e.n_tokens();
+        w.push(r.id, e)?;
+    }
+    w.write(&args.output)?;
+    eprintln!(
+        "wrote {} embeddings ({} vectors) to {}",
+        w.len(),
+        tokens,
+        args.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `colzero search`: rank documents for queries by exact MaxSim over an embedding store
+//! (written by `colzero encode --kind document`).
+//!
+//! Contract: queries come from `--query TEXT` (printed as a ranked list) or from
+//! `--queries FILE.jsonl` (`{"id","text"}`; written as a TREC run to `--output`, or
+//! printed). Ids are the store's tensor names.
+
+use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode};
+use anyhow::{bail, Result};
+use colzero_core::{EmbeddingStore, Run};
+use colzero_index::ExactIndex;
+use colzero_model::InputKind;
+use std::path::PathBuf;
+
+/// Options of `colzero search`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model directory used to encode the queries (must match the documents' model).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Document embeddings (safetensors from `colzero encode --kind document`).
+    #[arg(long)]
+    pub embeddings: PathBuf,
+    /// One query text.
+    #[arg(long, conflicts_with = "queries")]
+    pub query: Option<String>,
+    /// JSONL file of queries, one `{"id","text"}` per line.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Number of results per query.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    pub k: usize,
+    /// Write a TREC run here instead of printing.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// How to run the model.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+/// Runs `colzero search`.
+pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    let (ids, texts): (Vec<String>, Vec<String>) = match (&args.query, &args.queries) {
+        (Some(q), None) => (vec!["query".to_string()], vec![q.clone()]),
+        (None, Some(p)) => read_id_texts(p)?.into_iter().map(|r| (r.id, r.text)).unzip(),
+        _ => bail!("give either --query TEXT or --queries FILE.jsonl"),
+    };
+    let store = EmbeddingStore::open(&args.embeddings)?;
+    let index = ExactIndex::from_store(&store)?;
+    let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
+    let q = model.encode(&texts, InputKind::Query, &args.encoder, ctx)?;
+    if let Some(first) = q.first() {
+        if first.dim() != index.dim() && !index.is_empty() {
+            bail!(
+                "query embeddings have dim {} but {} holds dim {}: encode documents and queries with the same model",
+                first.dim(),
+                args.embeddings.display(),
+                index.dim()
+            );
+        }
+    }
+    let hits = index.search_batch(&q, args.k)?;
+    let run: Run = ids.into_iter().zip(hits).collect();
+    match &args.output {
+        Some(out) => {
+            colzero_eval::write_run(out, &run, "colzero")?;
+            eprintln!("wrote {}", out.display());
+        }
+        None => {
+            for (qid, hits) in &run {
+                if args.queries.is_some() {
+                    println!("# {qid}");
+                }
+                for (rank, h) in hits.iter().enumerate() {
+                    println!("{:>3}  {:>9.4}  {}", rank + 1, h.score, h.id);
+                }
+            }
+        }
+    }
+    Ok(())
+}
