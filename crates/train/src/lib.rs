@@ -6,6 +6,7 @@
 //! bounded by the mini-batch).
 
 pub mod cached;
+pub mod data;
 pub mod error;
 pub mod loss;
 pub mod optim;

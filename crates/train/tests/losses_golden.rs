@@ -8,7 +8,10 @@ use colzero_train::{Contrastive, Distillation, MaskMode};
 use std::collections::HashMap;
 
 fn fixtures() -> HashMap<String, Tensor> {
-    let p = colzero_core::testing::repo_path("crates/train/tests/fixtures/losses.safetensors");
+    let p = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/losses.safetensors"
+    ));
     candle_core::safetensors::load(&p, &Device::Cpu).expect("fixture losses.safetensors")
 }
 

@@ -7,7 +7,10 @@ use colzero_train::schedule::{Schedule, ScheduleKind};
 use std::collections::HashMap;
 
 fn fixture() -> HashMap<String, Tensor> {
-    let p = colzero_core::testing::repo_path("crates/train/tests/fixtures/optim.safetensors");
+    let p = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/optim.safetensors"
+    ));
     candle_core::safetensors::load(&p, &Device::Cpu).expect("optim.safetensors")
 }
 
