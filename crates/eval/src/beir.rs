@@ -14,7 +14,7 @@
 use crate::error::{EvalError, Result};
 use crate::qrels::Qrels;
 use crate::text::document_text;
-use colzero_core::jsonl::read_jsonl;
+use colzero_core::jsonl::{read_jsonl, Lines};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -172,12 +172,41 @@ fn load_split_queries(path: &Path, qrels: &Qrels, qrels_path: &Path) -> Result<V
                 id: id.clone(),
                 text,
             }),
-            None => Err(EvalError::BadFile {
-                path: qrels_path.to_path_buf(),
-                reason: format!("query id `{id}` is not in {}", path.display()),
-            }),
+            None => {
+                let reason = format!("query id `{id}` is not in {}", path.display());
+                Err(match first_line_of_query(qrels_path, id) {
+                    Some(line) => EvalError::line(qrels_path, line, reason),
+                    None => EvalError::BadFile {
+                        path: qrels_path.to_path_buf(),
+                        reason,
+                    },
+                })
+            }
         })
         .collect()
+}
+
+/// The first line of a BEIR qrels file that judges `query` (for error messages).
+fn first_line_of_query(qrels_path: &Path, query: &str) -> Option<usize> {
+    Lines::open(qrels_path)
+        .ok()?
+        .filter_map(|r| r.ok())
+        .find(|(_, l)| l.split('\t').next().map(str::trim) == Some(query))
+        .map(|(n, _)| n)
+}
+
+/// Streams a BEIR `corpus.jsonl` document by document (constant memory, for corpora too
+/// large to hold), with the same validation as [`load_corpus`] except the duplicate-id
+/// check.
+pub fn stream_corpus(path: &Path) -> Result<impl Iterator<Item = Result<Document>>> {
+    Ok(read_jsonl::<RawDoc>(path)?.map(|r| {
+        let (_, d) = r?;
+        Ok(Document {
+            id: d.id.into_string(),
+            title: d.title.unwrap_or_default(),
+            text: d.text,
+        })
+    }))
 }
 
 #[cfg(test)]
@@ -222,6 +251,11 @@ mod tests {
         assert_eq!(ids, ["d2", "7", "d1"]);
         let texts: Vec<_> = ds.documents().map(|(_, t)| t).collect();
         assert_eq!(texts, ["T  body", "no title", "x"]);
+        let streamed: Vec<Document> = stream_corpus(&dir.path().join("corpus.jsonl"))
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(streamed, ds.corpus);
         let q: Vec<_> = ds.queries.iter().map(|q| q.id.as_str()).collect();
         assert_eq!(q, ["c", "a"]);
         assert_eq!(ds.qrels.relevance("a", "7"), Some(2));
@@ -302,6 +336,6 @@ mod tests {
         let msg = BeirDataset::load(dir.path(), "test")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("query id `zz` is not in"), "{msg}");
+        assert!(msg.contains("test.tsv:2: query id `zz` is not in"), "{msg}");
     }
 }

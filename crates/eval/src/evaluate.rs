@@ -281,6 +281,11 @@ mod tests {
         let r = evaluate(&qrels, &run, &ms, &opts).unwrap();
         assert_eq!(r.num_queries(), 3);
         assert!((r.get(&ms[0]).unwrap() - 1.0 / 3.0).abs() < 1e-15);
+        // a run query left without hits (e.g. by remove-self-hits) still counts, as 0
+        run.insert("q2".into(), vec![]);
+        let r = evaluate(&qrels, &run, &ms, &EvalOptions::default()).unwrap();
+        assert_eq!(r.query_ids().collect::<Vec<_>>(), ["q1", "q2", "q3"]);
+        assert_eq!(r.query("q2", &ms[0]), Some(0.0));
         let mut other = Run::new();
         other.insert("zz".into(), vec![]);
         assert!(evaluate(&qrels, &other, &ms, &EvalOptions::default()).is_err());

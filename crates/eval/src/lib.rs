@@ -39,7 +39,7 @@ pub mod run;
 pub mod table;
 pub mod text;
 
-pub use beir::{BeirDataset, Document, Query};
+pub use beir::{load_corpus, load_queries, stream_corpus, BeirDataset, Document, Query};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, evaluate_query, trec_order, EvalOptions, MissingQueries};
 pub use metric::{Metric, MetricKind};
@@ -47,5 +47,5 @@ pub use policy::{apply_policies, Policy};
 pub use qrels::{Qrels, QrelsFormat};
 pub use report::Report;
 pub use run::{read_run, write_run};
-pub use table::format_table;
+pub use table::{format_table, format_table_titled};
 pub use text::{document_text, py_strip};

@@ -5,7 +5,8 @@
 //! JSON (`serde::Serialize`, [`Report::to_json`]) is an object whose first keys are the
 //! metric names with their means (`"ndcg@10": 0.6451`), then `"num_queries"`, then — when
 //! asked for — `"per_query": {qid: {"ndcg@10": ..}}`. [`Report::from_json`] reads that
-//! back (per-query part optional); [`Report::write_json`] writes it atomically.
+//! back (per-query part optional; keys that are not metric names are ignored, so callers
+//! may add metadata); [`Report::write_json`] writes it atomically.
 
 use crate::error::{EvalError, Result};
 use crate::metric::Metric;
@@ -129,11 +130,11 @@ impl Report {
                     }
                 }
                 _ => {
-                    metrics.push(Metric::parse(k)?);
-                    mean.push(
-                        val.as_f64()
-                            .ok_or_else(|| bad(format!("`{k}` is not a number")))?,
-                    );
+                    // other keys (metadata a caller added) are not metrics: skip them
+                    if let (Ok(m), Some(x)) = (Metric::parse(k), val.as_f64()) {
+                        metrics.push(m);
+                        mean.push(x);
+                    }
                 }
             }
         }
@@ -250,7 +251,11 @@ mod tests {
             serde_json::to_value(&r).unwrap()["per_query"]["q2"]["recall@100"],
             1.0
         );
-        assert!(Report::from_json("{\"bogus@1\": 1, \"num_queries\": 1}").is_err());
+        let extra =
+            Report::from_json("{\"model\": \"m\", \"p@5\": 0.5, \"num_queries\": 1}").unwrap();
+        assert_eq!(extra.metrics(), [Metric::parse("p@5").unwrap()]);
+        assert!(Report::from_json("{\"p@5\": 0.5}").is_err());
+        assert!(Report::from_json("[1]").is_err());
     }
 
     #[test]

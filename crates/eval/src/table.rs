@@ -12,6 +12,15 @@ use crate::report::Report;
 /// Formats `rows` (name, report) over `metrics`; an empty `metrics` means the metrics of
 /// the first report.
 pub fn format_table<S: AsRef<str>>(rows: &[(S, &Report)], metrics: &[Metric]) -> String {
+    format_table_titled("run", rows, metrics)
+}
+
+/// [`format_table`] with `title` heading the name column (e.g. `dataset`).
+pub fn format_table_titled<S: AsRef<str>>(
+    title: &str,
+    rows: &[(S, &Report)],
+    metrics: &[Metric],
+) -> String {
     let metrics: Vec<Metric> = if metrics.is_empty() {
         rows.first()
             .map(|(_, r)| r.metrics().to_vec())
@@ -19,7 +28,7 @@ pub fn format_table<S: AsRef<str>>(rows: &[(S, &Report)], metrics: &[Metric]) ->
     } else {
         metrics.to_vec()
     };
-    let mut header: Vec<String> = vec!["run".to_string()];
+    let mut header: Vec<String> = vec![title.to_string()];
     header.extend(metrics.iter().map(Metric::name));
     header.push("queries".to_string());
     let mut cells: Vec<Vec<String>> = vec![header];
@@ -93,5 +102,7 @@ mod tests {
             format_table(&[("x", &a)], &[]),
             format_table(&[("x", &a)], &ms)
         );
+        let t = format_table_titled("dataset", &[("scifact", &a)], &ms[1..]);
+        assert_eq!(t, "dataset  recall@100  queries\n----------------------------\nscifact      1.0000        1\n");
     }
 }
