@@ -29,6 +29,7 @@ pub mod dense;
 pub mod error;
 pub mod head;
 pub mod kernels;
+pub mod modernbert;
 pub mod nn;
 mod save;
 pub mod tokenize;
