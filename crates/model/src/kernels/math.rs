@@ -43,29 +43,40 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// Complementary error function `1 - erf(x)` (accuracy in the module contract).
+/// `exp(-q + p)` where `q = k * x^2` (`k` = 1 or 1/2, exact scalings) is formed without
+/// rounding: Dekker split of `x` and TwoSum of the exponent, so large `x` loses no accuracy
+/// (`exp(s + e) ~ exp(s) * (1 + e)`).
 #[inline(always)]
-pub fn erfc(x: f32) -> f32 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -1.265_512_2
+fn exp_neg_sq_plus(x: f32, k: f32, p: f32) -> f32 {
+    let xh = f32::from_bits(x.to_bits() & 0xFFFF_F000);
+    let xl = x - xh;
+    let a = -(xh * xh) * k;
+    let b = p - (2.0 * xh + xl) * xl * k;
+    let s = a + b;
+    let bb = s - a;
+    let e = (a - (s - bb)) + (b - bb);
+    exp(s) * (1.0 + e)
+}
+
+/// Chebyshev-fitted "erfcc" polynomial: `erfc(z) = t * exp(-z^2 + poly(t))`, `t = 1/(1+z/2)`.
+#[inline(always)]
+fn erfcc_poly(t: f32) -> f32 {
+    -1.265_512_2
         + t * (1.000_023_7
             + t * (0.374_091_96
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
                             + t * (-1.135_204
-                                + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    // -z^2 + poly with the rounding of both the square and the sum carried separately
-    // (Dekker split + TwoSum), so the large exponent loses no accuracy: exp(s + e) ~ exp(s)(1+e).
-    let zh = f32::from_bits(z.to_bits() & 0xFFFF_F000);
-    let zl = z - zh;
-    let a = -(zh * zh);
-    let b = poly - (2.0 * zh + zl) * zl;
-    let s = a + b;
-    let bb = s - a;
-    let e = (a - (s - bb)) + (b - bb);
-    let r = t * exp(s) * (1.0 + e);
+                                + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))))
+}
+
+/// Complementary error function `1 - erf(x)` (accuracy in the module contract).
+#[inline(always)]
+pub fn erfc(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t * exp_neg_sq_plus(z, 1.0, erfcc_poly(t));
     if x >= 0.0 {
         r
     } else {
@@ -73,10 +84,26 @@ pub fn erfc(x: f32) -> f32 {
     }
 }
 
-/// Standard normal CDF `Phi(x) = 0.5 * erfc(-x / sqrt 2)`.
+/// Standard normal CDF `Phi(x) = 0.5 * erfc(-x / sqrt 2)`, with the exponent `-x^2/2`
+/// taken from `x` itself (not from the rounded `x / sqrt 2`), so the far tail stays
+/// relatively accurate.
 #[inline(always)]
 pub fn normal_cdf(x: f32) -> f32 {
-    0.5 * erfc(-x * std::f32::consts::FRAC_1_SQRT_2)
+    let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = 0.5 * t * exp_neg_sq_plus(x, 0.5, erfcc_poly(t));
+    if x <= 0.0 {
+        r
+    } else {
+        1.0 - r
+    }
+}
+
+/// Standard normal density `exp(-x^2/2) / sqrt(2 pi)`.
+#[inline(always)]
+pub fn normal_pdf(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    INV_SQRT_2PI * exp_neg_sq_plus(x, 0.5, 0.0)
 }
 
 /// Sum of a slice with 8 independent lanes.
