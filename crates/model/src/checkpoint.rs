@@ -3,7 +3,8 @@
 //!
 //! Contract: [`read_backbone`] returns prefix-free backbone tensors (BERT: `bert.` stripped,
 //! `cls.*` MLM heads dropped; ModernBERT: `model.` stripped, `head.*`/`decoder.*` dropped)
-//! and sets aside a Stanford `linear.weight`. [`resize_embeddings`] implements PyLate's
+//! and sets aside a Stanford `linear.weight`; legacy `LayerNorm.gamma`/`.beta` names become
+//! `.weight`/`.bias`. [`resize_embeddings`] implements PyLate's
 //! `resize_token_embeddings(len(tokenizer))`: rows are truncated, or new rows are filled
 //! with the mean of the existing rows (transformers' mean-resizing without its 1e-9
 //! covariance noise, so it is deterministic). Every missing file error names the file and
@@ -104,11 +105,19 @@ pub fn read_backbone(dir: &Path) -> Result<BackboneSource> {
         if name.ends_with("position_ids") || drop.iter().any(|d| name.starts_with(d)) {
             continue;
         }
-        let canon = strip
+        let mut canon = strip
             .iter()
             .find_map(|p| name.strip_prefix(p))
             .unwrap_or(&name)
             .to_string();
+        // Legacy (TF-era, and transformers 5 BERT saves) LayerNorm names.
+        if canon.contains("LayerNorm.") {
+            if let Some(base) = canon.strip_suffix(".gamma") {
+                canon = format!("{base}.weight");
+            } else if let Some(base) = canon.strip_suffix(".beta") {
+                canon = format!("{base}.bias");
+            }
+        }
         tensors.insert(canon, t);
     }
     Ok(BackboneSource {
@@ -261,11 +270,12 @@ pub fn build_backbone(
             Ok(Box::new(Bert::load(vb, &cfg, store.source())?))
         }
         Arch::ModernBert => {
-            let _ = vb;
-            Err(ModelError::Unsupported(format!(
-                "{}: model_type `modernbert` is not available in this build yet",
-                config_path.display()
-            )))
+            let cfg = crate::modernbert::ModernBertConfig::from_json(config_json)?;
+            Ok(Box::new(crate::modernbert::ModernBert::load_from(
+                vb,
+                &cfg,
+                store.source().to_path_buf(),
+            )?))
         }
     }
 }
