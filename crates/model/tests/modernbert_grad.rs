@@ -141,3 +141,39 @@ fn gradients_match_pytorch() {
         "[PAD] embedding row must not receive gradient"
     );
 }
+
+#[test]
+fn fresh_varmap_creates_every_tensor_and_trains_it() {
+    let dev = Device::Cpu;
+    let mut cfg = config(&format!("{COLBERT}/config.json"));
+    cfg.attention_bias = true;
+    cfg.mlp_bias = true;
+    cfg.norm_bias = true;
+    let varmap = VarMap::new();
+    let model = ModernBert::load(VarBuilder::from_varmap(&varmap, DType::F32, &dev), &cfg).unwrap();
+    let data = varmap.data().lock().unwrap();
+    // embeddings + (weight, bias) per linear (4 per layer) and per norm (embedding, final,
+    // mlp_norm per layer, attn_norm per layer but layer 0)
+    let n_lin = 4 * cfg.num_hidden_layers;
+    let n_norm = 2 + 2 * cfg.num_hidden_layers - 1;
+    assert_eq!(data.len(), 1 + 2 * n_lin + 2 * n_norm, "{:?}", data.keys());
+    assert!(
+        data.contains_key("layers.1.attn.Wqkv.bias")
+            && !data.contains_key("layers.0.attn_norm.weight")
+    );
+    let g = load_st("tiny-modernbert-golden/backbone.safetensors");
+    let h = model
+        .forward_t(
+            &g["batch0.input_ids"],
+            &g["batch0.attention_mask"],
+            &mut ForwardCtx::train(1),
+        )
+        .unwrap();
+    let grads = h.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, var) in data.iter() {
+        let gr = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        assert!(max_abs(gr) > 0.0, "{name}: zero gradient");
+    }
+}

@@ -9,7 +9,7 @@
 //! backward pass; RoPE tables and masks are constants.
 
 use super::config::Activation;
-use crate::nn::{dropout, layer_norm, linear, softmax_last, ForwardCtx};
+use crate::nn::{dropout, gelu, layer_norm, linear, softmax_last, ForwardCtx};
 use crate::Result;
 use candle_core::{DType, Device, Tensor, D};
 
@@ -189,7 +189,7 @@ impl Mlp {
         let input = wi.narrow(D::Minus1, 0, self.intermediate)?;
         let gate = wi.narrow(D::Minus1, self.intermediate, self.intermediate)?;
         let act = match self.act {
-            Activation::GeluErf => input.gelu_erf()?,
+            Activation::GeluErf => gelu(&input)?,
             Activation::GeluTanh => input.gelu()?,
             Activation::Relu => input.relu()?,
             Activation::Silu => input.silu()?,
