@@ -62,7 +62,7 @@ pub fn maxsim_packed(query: &[f32], dim: usize, panels: &[f32], ntok: usize) -> 
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above); slice bounds are checked
         // by the debug assertions and guaranteed by every caller in this crate.
-        return unsafe { avx2::maxsim(query, dim, panels, ntok) };
+        return unsafe { crate::simd::maxsim(query, dim, panels, ntok) };
     }
     maxsim_scalar(query, dim, panels, ntok)
 }
@@ -104,6 +104,20 @@ pub fn scores_packed(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &
         nq * n,
         "scores_packed: output has the wrong size"
     );
+    debug_assert!(panels.len() >= n_panels(n) * dim * LANES);
+    if n == 0 || nq == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2+FMA present; output size asserted above; panel size by contract.
+        return unsafe { crate::simd::scores(query, dim, panels, n, out) };
+    }
+    scores_scalar(query, dim, panels, n, out)
+}
+
+/// Portable version of [`scores_packed`].
+pub fn scores_scalar(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [f32]) {
     let np = n_panels(n);
     let mut acc = [0.0f32; LANES];
     for (r, q) in query.chunks_exact(dim).enumerate() {
@@ -122,101 +136,40 @@ pub fn scores_packed(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{n_panels, LANES};
-    use std::arch::x86_64::*;
-
-    #[inline(always)]
-    unsafe fn hmax(v: __m256) -> f32 {
-        let hi = _mm256_extractf128_ps(v, 1);
-        let m = _mm_max_ps(_mm256_castps256_ps128(v), hi);
-        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        let m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-        _mm_cvtss_f32(m)
+/// For each row `r` of a row-major `rows` matrix (`nq x dim`), the column `t < n` of the
+/// panel-layout matrix maximising `rows_r · x_t` and that score: `out[r] = (t, score)`.
+/// Ties go to the lowest `t`. `n` must be > 0 and `out.len() == nq`.
+pub fn argmax_packed(rows: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [(u32, f32)]) {
+    assert!(n > 0, "argmax_packed: no columns");
+    assert_eq!(
+        out.len(),
+        rows.len() / dim,
+        "argmax_packed: output has the wrong size"
+    );
+    debug_assert!(panels.len() >= n_panels(n) * dim * LANES);
+    if rows.is_empty() {
+        return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2+FMA present; n > 0 and output size asserted above.
+        return unsafe { crate::simd::argmax(rows, dim, panels, n, out) };
+    }
+    argmax_scalar(rows, dim, panels, n, out)
+}
 
-    /// See [`super::maxsim_packed`]. Safety: AVX2+FMA available; `query.len()` a
-    /// multiple of `dim`; `panels` holds at least `n_panels(ntok)` panels; `ntok > 0`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn maxsim(query: &[f32], dim: usize, panels: &[f32], ntok: usize) -> f32 {
-        let nq = query.len() / dim;
-        let np = n_panels(ntok);
-        let ps = dim * LANES;
-        let last_valid = (ntok - (np - 1) * LANES) as i32;
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let last_mask =
-            _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(last_valid), lanes));
-        let neg = _mm256_set1_ps(f32::NEG_INFINITY);
-        let qp = query.as_ptr();
-        let pp = panels.as_ptr();
-        let mut total = 0.0f32;
-        let mut r0 = 0;
-        while r0 < nq {
-            let rows = (nq - r0).min(4);
-            // Rows past the end alias the last real row; their results are discarded.
-            let q0 = qp.add(r0 * dim);
-            let q1 = qp.add((r0 + 1.min(rows - 1)) * dim);
-            let q2 = qp.add((r0 + 2.min(rows - 1)) * dim);
-            let q3 = qp.add((r0 + 3.min(rows - 1)) * dim);
-            let (mut m0, mut m1, mut m2, mut m3) = (neg, neg, neg, neg);
-            let mut p = 0;
-            while p + 2 <= np {
-                let a = pp.add(p * ps);
-                let b = pp.add((p + 1) * ps);
-                let z = _mm256_setzero_ps();
-                let (mut c0a, mut c0b, mut c1a, mut c1b) = (z, z, z, z);
-                let (mut c2a, mut c2b, mut c3a, mut c3b) = (z, z, z, z);
-                for d in 0..dim {
-                    let va = _mm256_loadu_ps(a.add(d * LANES));
-                    let vb = _mm256_loadu_ps(b.add(d * LANES));
-                    let x = _mm256_broadcast_ss(&*q0.add(d));
-                    c0a = _mm256_fmadd_ps(x, va, c0a);
-                    c0b = _mm256_fmadd_ps(x, vb, c0b);
-                    let x = _mm256_broadcast_ss(&*q1.add(d));
-                    c1a = _mm256_fmadd_ps(x, va, c1a);
-                    c1b = _mm256_fmadd_ps(x, vb, c1b);
-                    let x = _mm256_broadcast_ss(&*q2.add(d));
-                    c2a = _mm256_fmadd_ps(x, va, c2a);
-                    c2b = _mm256_fmadd_ps(x, vb, c2b);
-                    let x = _mm256_broadcast_ss(&*q3.add(d));
-                    c3a = _mm256_fmadd_ps(x, va, c3a);
-                    c3b = _mm256_fmadd_ps(x, vb, c3b);
-                }
-                if p + 2 == np {
-                    c0b = _mm256_blendv_ps(neg, c0b, last_mask);
-                    c1b = _mm256_blendv_ps(neg, c1b, last_mask);
-                    c2b = _mm256_blendv_ps(neg, c2b, last_mask);
-                    c3b = _mm256_blendv_ps(neg, c3b, last_mask);
-                }
-                m0 = _mm256_max_ps(m0, _mm256_max_ps(c0a, c0b));
-                m1 = _mm256_max_ps(m1, _mm256_max_ps(c1a, c1b));
-                m2 = _mm256_max_ps(m2, _mm256_max_ps(c2a, c2b));
-                m3 = _mm256_max_ps(m3, _mm256_max_ps(c3a, c3b));
-                p += 2;
+/// Portable version of [`argmax_packed`].
+pub fn argmax_scalar(rows: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [(u32, f32)]) {
+    let mut s = vec![0.0f32; n];
+    for (r, row) in rows.chunks_exact(dim).enumerate() {
+        scores_scalar(row, dim, panels, n, &mut s);
+        let mut best = (0u32, f32::NAN);
+        for (t, &v) in s.iter().enumerate() {
+            if best.1.is_nan() && !v.is_nan() || v > best.1 {
+                best = (t as u32, v);
             }
-            if p < np {
-                // The single remaining panel is the last one.
-                let a = pp.add(p * ps);
-                let z = _mm256_setzero_ps();
-                let (mut c0, mut c1, mut c2, mut c3) = (z, z, z, z);
-                for d in 0..dim {
-                    let va = _mm256_loadu_ps(a.add(d * LANES));
-                    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*q0.add(d)), va, c0);
-                    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*q1.add(d)), va, c1);
-                    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*q2.add(d)), va, c2);
-                    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*q3.add(d)), va, c3);
-                }
-                m0 = _mm256_max_ps(m0, _mm256_blendv_ps(neg, c0, last_mask));
-                m1 = _mm256_max_ps(m1, _mm256_blendv_ps(neg, c1, last_mask));
-                m2 = _mm256_max_ps(m2, _mm256_blendv_ps(neg, c2, last_mask));
-                m3 = _mm256_max_ps(m3, _mm256_blendv_ps(neg, c3, last_mask));
-            }
-            let best = [hmax(m0), hmax(m1), hmax(m2), hmax(m3)];
-            total += best[..rows].iter().sum::<f32>();
-            r0 += 4;
         }
-        total
+        out[r] = best;
     }
 }
 
@@ -278,10 +231,48 @@ mod tests {
         pack_panels(x.as_slice(), 5, &mut panels);
         let mut out = vec![0.0; 33];
         scores_packed(q.as_slice(), 5, &panels, 11, &mut out);
+        let mut slow = vec![0.0; 33];
+        scores_scalar(q.as_slice(), 5, &panels, 11, &mut slow);
         for r in 0..3 {
             for t in 0..11 {
                 let want = colzero_core::maxsim::dot(q.row(r), x.row(t));
                 assert!((out[r * 11 + t] - want).abs() < 1e-5);
+                assert!((slow[r * 11 + t] - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn argmax_finds_best_column_with_lowest_index_on_ties() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for &(nq, n, dim) in &[
+            (1usize, 1usize, 4usize),
+            (5, 9, 16),
+            (7, 40, 128),
+            (3, 17, 3),
+        ] {
+            let q = random_mv(&mut rng, nq, dim);
+            // duplicate columns so that ties exist
+            let mut x = random_mv(&mut rng, n, dim).into_vec();
+            x.extend_from_within(0..dim.min(x.len()));
+            let n2 = n + 1;
+            let mut panels = Vec::new();
+            pack_panels(&x, dim, &mut panels);
+            let mut fast = vec![(0, 0.0); nq];
+            let mut slow = vec![(0, 0.0); nq];
+            argmax_packed(q.as_slice(), dim, &panels, n2, &mut fast);
+            argmax_scalar(q.as_slice(), dim, &panels, n2, &mut slow);
+            for r in 0..nq {
+                let scores: Vec<f32> = x
+                    .chunks_exact(dim)
+                    .map(|c| colzero_core::maxsim::dot(q.row(r), c))
+                    .collect();
+                let best = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                for got in [fast[r], slow[r]] {
+                    assert!((got.1 - best).abs() < 1e-5);
+                    assert!((scores[got.0 as usize] - best).abs() < 1e-5);
+                    assert_ne!(got.0 as usize, n, "tie must go to the lower column");
+                }
             }
         }
     }

@@ -4,13 +4,31 @@
 //! arrive as `colzero_core::MultiVector` (or an `EmbeddingStore`) and results leave as
 //! `colzero_core::Hit` lists, best first, ties broken by external id ascending.
 //! - [`ExactIndex`]: multi-threaded brute-force MaxSim (the ground truth).
+//! - [`PlaidIndex`]: compressed on-disk index (centroids + quantized residuals + IVF),
+//!   built in bounded memory with [`IndexBuilder`] (or [`build_index`]), searched in four
+//!   stages ([`SearchParams`]), updated with `add`/`delete` without renumbering.
 //! - [`IdFilter`]: restricts any search to a subset of external ids.
 
+pub mod bm25;
+pub mod build;
+pub mod codec;
 pub mod error;
 pub mod exact;
 pub mod filter;
+pub mod format;
+pub mod ivf;
 pub mod kernel;
+pub mod kmeans;
+pub mod plaid;
+pub mod search;
+mod simd;
+pub mod synthetic;
+pub mod update;
 
+pub use build::{build_index, BuildConfig, IndexBuilder};
 pub use error::{IndexError, Result};
 pub use exact::ExactIndex;
 pub use filter::IdFilter;
+pub use format::FORMAT_VERSION;
+pub use plaid::{IndexInfo, PlaidIndex};
+pub use search::SearchParams;

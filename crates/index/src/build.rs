@@ -1,0 +1,335 @@
+//! Streaming, bounded-memory PLAID index construction.
+//!
+//! Contract:
+//! - [`IndexBuilder::train`] clusters a caller-chosen sample of documents (seeded
+//!   k-means, K from `kmeans::num_centroids` unless [`BuildConfig::num_centroids`] is set)
+//!   and trains the residual codec on held-out sample tokens (5% of the sample tokens,
+//!   at most 50,000, at least 1; chosen with the seed).
+//! - [`IndexBuilder::add_chunk`] compresses one chunk of documents and writes it to its
+//!   own file at once; the builder keeps only the index's own metadata (ids, document
+//!   lengths, inverted lists), so memory does not grow with the corpus beyond the index.
+//! - [`IndexBuilder::finish`] writes centroids, inverted file and id table, then commits
+//!   the manifest. Until then an index already in the directory stays the valid one; a
+//!   builder dropped (or crashed) before `finish` leaves it untouched (its files are
+//!   removed by the next successful commit).
+//! - Same sample, same chunks, same config ⇒ byte-identical index files.
+//! - [`build_index`] does the whole thing for documents already in memory, sampling
+//!   `kmeans::sample_docs(N)` documents with the seed and adding chunks of
+//!   [`BuildConfig::chunk_docs`] documents.
+
+use crate::codec::ResidualCodec;
+use crate::error::{IndexError, Result};
+use crate::format::{self, ChunkRef, CodecParams, DocTable, FileRef, Manifest, FORMAT_VERSION};
+use crate::ivf::IvfLists;
+use crate::kernel::pack_panels;
+use crate::kmeans::{kmeans, num_centroids, sample_docs, KMeansConfig};
+use crate::plaid::PlaidIndex;
+use colzero_core::MultiVector;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Index construction settings (stored in the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildConfig {
+    /// Residual bits per dimension: 1, 2 or 4 (default 2: 32 B + 4 B code per token at
+    /// dim 128).
+    pub nbits: usize,
+    /// Fixed number of centroids (default: PLAID's formula, see `kmeans.rs`).
+    pub num_centroids: Option<usize>,
+    /// Corpus size used by the K formula when training on a sample (default: the sample
+    /// size, i.e. the sample is the corpus).
+    pub expected_documents: Option<usize>,
+    /// Ceiling on K (default 2^18).
+    pub max_centroids: usize,
+    /// k-means iterations (default 4).
+    pub kmeans_niters: usize,
+    /// k-means subsample: at most K · this many points (default 256).
+    pub max_points_per_centroid: usize,
+    /// Seed of every random choice (default 42).
+    pub seed: u64,
+    /// Documents per chunk in [`build_index`] (default 25,000).
+    pub chunk_docs: usize,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        Self {
+            nbits: 2,
+            num_centroids: None,
+            expected_documents: None,
+            max_centroids: 1 << 18,
+            kmeans_niters: 4,
+            max_points_per_centroid: 256,
+            seed: 42,
+            chunk_docs: 25_000,
+        }
+    }
+}
+
+/// Flattens multi-vectors, checking they all have dimension `dim`.
+pub(crate) fn flatten(embs: &[MultiVector], dim: usize, what: &str) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(embs.iter().map(|e| e.as_slice().len()).sum());
+    for (i, e) in embs.iter().enumerate() {
+        if e.dim() != dim {
+            return Err(IndexError::Dim {
+                what: format!("{what} {i}"),
+                expected: dim,
+                found: e.dim(),
+            });
+        }
+        out.extend_from_slice(e.as_slice());
+    }
+    Ok(out)
+}
+
+/// What compresses a chunk: the codec and the centroids (row-major and panel layout).
+pub(crate) struct Quantizer<'a> {
+    pub codec: &'a ResidualCodec,
+    pub centroids: &'a [f32],
+    pub panels: &'a [f32],
+}
+
+/// Compresses documents and writes them as chunk file `name`; records their codes in
+/// `ivf` under internal ids starting at `first_doc`.
+pub(crate) fn write_chunk(
+    dir: &Path,
+    name: &str,
+    first_doc: u32,
+    embs: &[MultiVector],
+    q: &Quantizer<'_>,
+    ivf: &mut IvfLists,
+) -> Result<ChunkRef> {
+    let dim = q.codec.dim();
+    let tokens = flatten(embs, dim, "document")?;
+    let (codes, residuals) = q.codec.compress(&tokens, q.centroids, q.panels);
+    drop(tokens);
+    let doclens: Vec<u32> = embs.iter().map(|e| e.n_tokens() as u32).collect();
+    let mut start = 0;
+    for (i, &len) in doclens.iter().enumerate() {
+        ivf.add_doc(first_doc + i as u32, &codes[start..start + len as usize]);
+        start += len as usize;
+    }
+    let mut bytes = format::u32_bytes(&doclens);
+    bytes.extend(format::u32_bytes(&codes));
+    bytes.extend_from_slice(&residuals);
+    Ok(ChunkRef {
+        file: format::write_file(dir, name, &bytes)?,
+        first_doc,
+        num_docs: embs.len() as u32,
+        num_tokens: codes.len() as u64,
+    })
+}
+
+/// A PLAID index being built chunk by chunk (see module docs).
+pub struct IndexBuilder {
+    dir: PathBuf,
+    cfg: BuildConfig,
+    generation: u64,
+    dim: usize,
+    codec: ResidualCodec,
+    centroids: Vec<f32>,
+    centroid_panels: Vec<f32>,
+    ivf: IvfLists,
+    ids: Vec<String>,
+    seen: HashSet<String>,
+    chunks: Vec<ChunkRef>,
+}
+
+impl IndexBuilder {
+    /// Trains centroids and codec on `sample` for an index to be written to `dir`.
+    pub fn train(dir: &Path, sample: &[MultiVector], cfg: &BuildConfig) -> Result<Self> {
+        let dim = sample
+            .iter()
+            .find(|s| !s.is_empty())
+            .map(|s| s.dim())
+            .ok_or_else(|| IndexError::Invalid("training sample has no tokens".into()))?;
+        let flat = flatten(sample, dim, "sample document")?;
+        let n = flat.len() / dim;
+        // Held-out tokens for the codec: a seeded 5% (<= 50,000, >= 1).
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let n_held = (n / 20).clamp(1, 50_000).min(n);
+        let (held, rest) = order.split_at(n_held);
+        let rest = if rest.is_empty() { held } else { rest };
+        let mut rest = rest.to_vec();
+        rest.sort_unstable();
+        let gather = |idx: &[usize]| -> Vec<f32> {
+            idx.iter()
+                .flat_map(|&i| flat[i * dim..(i + 1) * dim].iter().copied())
+                .collect()
+        };
+        let heldout = gather(held);
+        let points = gather(&rest);
+        drop(flat);
+        let docs = cfg.expected_documents.unwrap_or(sample.len()).max(1);
+        let est_tokens = (n as f64 / sample.len().max(1) as f64 * docs as f64) as usize;
+        let k = cfg
+            .num_centroids
+            .unwrap_or_else(|| num_centroids(est_tokens, rest.len(), cfg.max_centroids));
+        let centroids = kmeans(
+            &points,
+            dim,
+            &KMeansConfig {
+                k,
+                niters: cfg.kmeans_niters,
+                max_points_per_centroid: cfg.max_points_per_centroid,
+                seed: cfg.seed,
+            },
+        )?;
+        drop(points);
+        let mut centroid_panels = Vec::new();
+        pack_panels(&centroids, dim, &mut centroid_panels);
+        let codec = ResidualCodec::train(&heldout, dim, &centroids, &centroid_panels, cfg.nbits)?;
+        let k = centroids.len() / dim;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            cfg: cfg.clone(),
+            generation: 0,
+            dim,
+            codec,
+            centroids,
+            centroid_panels,
+            ivf: IvfLists::new(k),
+            ids: Vec::new(),
+            seen: HashSet::new(),
+            chunks: Vec::new(),
+        })
+    }
+
+    /// Number of centroids trained.
+    pub fn num_centroids(&self) -> usize {
+        self.centroids.len() / self.dim
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Documents added so far.
+    pub fn num_documents(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Compresses and writes one chunk of documents (`ids[i]` names `embeddings[i]`).
+    pub fn add_chunk(&mut self, ids: Vec<String>, embeddings: &[MultiVector]) -> Result<()> {
+        if ids.len() != embeddings.len() {
+            return Err(IndexError::Invalid(format!(
+                "add_chunk: {} ids for {} embeddings",
+                ids.len(),
+                embeddings.len()
+            )));
+        }
+        for id in &ids {
+            if !self.seen.insert(id.clone()) {
+                return Err(IndexError::DuplicateId(id.clone()));
+            }
+        }
+        if self.generation == 0 {
+            std::fs::create_dir_all(&self.dir).map_err(|e| IndexError::io(&self.dir, e))?;
+            self.generation = format::next_generation(&self.dir);
+        }
+        let name = format!("chunk-g{}-{}.bin", self.generation, self.chunks.len());
+        let chunk = write_chunk(
+            &self.dir,
+            &name,
+            self.ids.len() as u32,
+            embeddings,
+            &Quantizer {
+                codec: &self.codec,
+                centroids: &self.centroids,
+                panels: &self.centroid_panels,
+            },
+            &mut self.ivf,
+        );
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                ids.iter().for_each(|id| {
+                    self.seen.remove(id);
+                });
+                return Err(e);
+            }
+        };
+        self.ids.extend(ids);
+        self.chunks.push(chunk);
+        Ok(())
+    }
+
+    /// Writes the remaining files, commits the manifest and opens the index.
+    pub fn finish(mut self) -> Result<PlaidIndex> {
+        if self.generation == 0 {
+            std::fs::create_dir_all(&self.dir).map_err(|e| IndexError::io(&self.dir, e))?;
+            self.generation = format::next_generation(&self.dir);
+        }
+        let g = self.generation;
+        let dir = &self.dir;
+        let centroids = format::write_file(
+            dir,
+            &format!("centroids-g{g}.bin"),
+            &format::f32_bytes(&self.centroids),
+        )?;
+        let ivf = format::write_file(dir, &format!("ivf-g{g}.bin"), &self.ivf.to_bytes())?;
+        let table = DocTable {
+            ids: std::mem::take(&mut self.ids),
+            deleted: Vec::new(),
+        };
+        let docs = write_doc_table(dir, g, &table)?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            generation: g,
+            dim: self.dim,
+            num_centroids: self.centroids.len() / self.dim,
+            codec: CodecParams {
+                nbits: self.codec.nbits(),
+                cutoffs: self.codec.cutoffs().to_vec(),
+                weights: self.codec.weights().to_vec(),
+                cluster_threshold: self.codec.cluster_threshold(),
+            },
+            build: self.cfg.clone(),
+            centroids,
+            ivf,
+            docs,
+            chunks: std::mem::take(&mut self.chunks),
+        };
+        format::commit_manifest(dir, &manifest)?;
+        format::collect_garbage(dir, &manifest);
+        PlaidIndex::open(dir)
+    }
+}
+
+/// Writes the id table of generation `g`.
+pub(crate) fn write_doc_table(dir: &Path, g: u64, table: &DocTable) -> Result<FileRef> {
+    let bytes = serde_json::to_vec(table)
+        .map_err(|e| IndexError::Invalid(format!("cannot serialise id table: {e}")))?;
+    format::write_file(dir, &format!("docs-g{g}.json"), &bytes)
+}
+
+/// Builds an index in `dir` from documents in memory (see module docs).
+pub fn build_index(
+    dir: &Path,
+    docs: &[(String, MultiVector)],
+    cfg: &BuildConfig,
+) -> Result<PlaidIndex> {
+    let n = docs.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
+    let mut idx = rand::seq::index::sample(&mut rng, n, sample_docs(n)).into_vec();
+    idx.sort_unstable();
+    let sample: Vec<MultiVector> = idx.iter().map(|&i| docs[i].1.clone()).collect();
+    let mut c = cfg.clone();
+    c.expected_documents = Some(cfg.expected_documents.unwrap_or(n));
+    let mut b = IndexBuilder::train(dir, &sample, &c)?;
+    drop(sample);
+    for chunk in docs.chunks(cfg.chunk_docs.max(1)) {
+        let ids = chunk.iter().map(|d| d.0.clone()).collect();
+        let embs: Vec<MultiVector> = chunk.iter().map(|d| d.1.clone()).collect();
+        b.add_chunk(ids, &embs)?;
+    }
+    b.finish()
+}

@@ -1,0 +1,278 @@
+//! Residual codec: a token is stored as its nearest centroid's index plus its residual
+//! quantized to `nbits` per dimension (PLAID / fast-plaid compression).
+//!
+//! Contract:
+//! - Training (on held-out sample tokens): residual `r = x - c[nearest(x)]`;
+//!   `bucket_cutoffs` are the quantiles of all residual values at `i / 2^nbits`
+//!   (i = 1..2^nbits-1), `bucket_weights` the quantiles at `(i + 0.5) / 2^nbits`
+//!   (i = 0..2^nbits-1); `cluster_threshold` is the 0.75 quantile of the residual L2 norms
+//!   (used by updates to detect outliers). Quantiles interpolate linearly between order
+//!   statistics (as `torch.quantile`).
+//! - Encoding: value `v` goes to bucket `#{cutoffs < v}`; buckets are packed `nbits` at a
+//!   time, most significant bits first, `dim · nbits / 8` bytes per token
+//!   (`dim · nbits` must be a multiple of 8). nbits ∈ {1, 2, 4}.
+//! - Decoding: `x̂ = normalize(c + weights[bucket])`, through a 256-entry lookup table
+//!   per byte.
+
+use crate::error::{IndexError, Result};
+use crate::kernel::{argmax_packed, LANES};
+use rayon::prelude::*;
+
+/// Quantile `q ∈ [0, 1]` of sorted values, interpolating linearly.
+pub fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let frac = (pos - lo as f64) as f32;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// The trained residual quantizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualCodec {
+    dim: usize,
+    nbits: usize,
+    cutoffs: Vec<f32>,
+    weights: Vec<f32>,
+    cluster_threshold: f32,
+    lut: Vec<f32>,
+}
+
+impl ResidualCodec {
+    /// Rebuilds a codec from its parameters (validated).
+    pub fn new(
+        dim: usize,
+        nbits: usize,
+        cutoffs: Vec<f32>,
+        weights: Vec<f32>,
+        cluster_threshold: f32,
+    ) -> Result<Self> {
+        if ![1, 2, 4].contains(&nbits) {
+            return Err(IndexError::Invalid(format!(
+                "nbits must be 1, 2 or 4, got {nbits}"
+            )));
+        }
+        if dim == 0 || !(dim * nbits).is_multiple_of(8) {
+            return Err(IndexError::Invalid(format!(
+                "dim · nbits must be a positive multiple of 8 (dim {dim}, nbits {nbits})"
+            )));
+        }
+        let nb = 1usize << nbits;
+        if cutoffs.len() != nb - 1 || weights.len() != nb {
+            return Err(IndexError::Invalid(format!(
+                "codec with nbits {nbits} needs {} cutoffs and {nb} weights, got {} and {}",
+                nb - 1,
+                cutoffs.len(),
+                weights.len()
+            )));
+        }
+        let vpb = 8 / nbits;
+        let mask = (nb - 1) as u8;
+        let mut lut = Vec::with_capacity(256 * vpb);
+        for byte in 0..256usize {
+            for j in 0..vpb {
+                let b = ((byte as u8) >> (8 - nbits * (j + 1))) & mask;
+                lut.push(weights[b as usize]);
+            }
+        }
+        Ok(Self {
+            dim,
+            nbits,
+            cutoffs,
+            weights,
+            cluster_threshold,
+            lut,
+        })
+    }
+
+    /// Trains the quantizer on held-out tokens (`n x dim`) against unit `centroids`
+    /// (row-major, `k` rows, also given in panel layout).
+    pub fn train(
+        heldout: &[f32],
+        dim: usize,
+        centroids: &[f32],
+        centroid_panels: &[f32],
+        nbits: usize,
+    ) -> Result<Self> {
+        let k = centroids.len() / dim;
+        let n = heldout.len() / dim;
+        if n == 0 || k == 0 {
+            return Err(IndexError::Invalid(
+                "codec training needs at least one token and one centroid".into(),
+            ));
+        }
+        let codes = crate::kmeans::assign(heldout, dim, centroid_panels, k);
+        let mut values = Vec::with_capacity(n * dim);
+        let mut norms = Vec::with_capacity(n);
+        for (x, &(c, _)) in heldout.chunks_exact(dim).zip(&codes) {
+            let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
+            let mut sq = 0.0f32;
+            for (a, b) in x.iter().zip(cent) {
+                values.push(a - b);
+                sq += (a - b) * (a - b);
+            }
+            norms.push(sq.sqrt());
+        }
+        values.par_sort_unstable_by(f32::total_cmp);
+        norms.sort_unstable_by(f32::total_cmp);
+        let nb = 1usize << nbits.min(8);
+        let cutoffs = (1..nb)
+            .map(|i| quantile_sorted(&values, i as f64 / nb as f64))
+            .collect();
+        let weights = (0..nb)
+            .map(|i| quantile_sorted(&values, (i as f64 + 0.5) / nb as f64))
+            .collect();
+        Self::new(dim, nbits, cutoffs, weights, quantile_sorted(&norms, 0.75))
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Bits per dimension.
+    pub fn nbits(&self) -> usize {
+        self.nbits
+    }
+    /// Bucket boundaries (`2^nbits - 1`, ascending).
+    pub fn cutoffs(&self) -> &[f32] {
+        &self.cutoffs
+    }
+    /// Bucket reconstruction values (`2^nbits`).
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+    /// 0.75 quantile of training residual norms.
+    pub fn cluster_threshold(&self) -> f32 {
+        self.cluster_threshold
+    }
+    /// Residual bytes per token: `dim · nbits / 8`.
+    pub fn bytes_per_token(&self) -> usize {
+        self.dim * self.nbits / 8
+    }
+
+    /// Quantizes `x - centroid` into `out` (`bytes_per_token` bytes).
+    pub fn encode_residual(&self, x: &[f32], centroid: &[f32], out: &mut [u8]) {
+        let vpb = 8 / self.nbits;
+        out.iter_mut().for_each(|b| *b = 0);
+        for (d, (a, c)) in x.iter().zip(centroid).enumerate() {
+            let v = a - c;
+            let bucket = self.cutoffs.partition_point(|&cut| cut < v) as u8;
+            out[d / vpb] |= bucket << (8 - self.nbits * (d % vpb + 1));
+        }
+    }
+
+    /// Reconstructs a unit token from its centroid and residual bytes into `out`.
+    pub fn decode_into(&self, centroid: &[f32], bytes: &[u8], out: &mut [f32]) {
+        let vpb = 8 / self.nbits;
+        for (i, &b) in bytes.iter().enumerate() {
+            let w = &self.lut[b as usize * vpb..(b as usize + 1) * vpb];
+            let base = i * vpb;
+            for j in 0..vpb {
+                out[base + j] = centroid[base + j] + w[j];
+            }
+        }
+        let n = out.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if n > 0.0 {
+            out.iter_mut().for_each(|v| *v /= n);
+        }
+    }
+
+    /// Decodes `ntok` tokens (codes + residual bytes) straight into panel layout
+    /// (`out` is resized to `n_panels(ntok) · dim · LANES`).
+    pub fn decode_panels(&self, centroids: &[f32], codes: &[u32], res: &[u8], out: &mut Vec<f32>) {
+        let dim = self.dim;
+        let bpt = self.bytes_per_token();
+        out.clear();
+        out.resize(crate::kernel::n_panels(codes.len()) * dim * LANES, 0.0);
+        let mut tok = vec![0.0f32; dim];
+        for (t, &c) in codes.iter().enumerate() {
+            let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
+            self.decode_into(cent, &res[t * bpt..(t + 1) * bpt], &mut tok);
+            let panel = &mut out[(t / LANES) * dim * LANES..];
+            let l = t % LANES;
+            for (d, &v) in tok.iter().enumerate() {
+                panel[d * LANES + l] = v;
+            }
+        }
+    }
+
+    /// Compresses tokens (`n x dim`): nearest-centroid codes and packed residuals.
+    pub fn compress(
+        &self,
+        tokens: &[f32],
+        centroids: &[f32],
+        centroid_panels: &[f32],
+    ) -> (Vec<u32>, Vec<u8>) {
+        let dim = self.dim;
+        let k = centroids.len() / dim;
+        let n = tokens.len() / dim;
+        let bpt = self.bytes_per_token();
+        let mut codes = vec![(0u32, 0.0f32); n];
+        let mut res = vec![0u8; n * bpt];
+        const ROWS: usize = 64;
+        codes
+            .par_chunks_mut(ROWS)
+            .zip(res.par_chunks_mut(ROWS * bpt.max(1)))
+            .zip(tokens.par_chunks(ROWS * dim))
+            .for_each(|((c, r), x)| {
+                argmax_packed(x, dim, centroid_panels, k, c);
+                for ((xt, &(code, _)), rt) in x
+                    .chunks_exact(dim)
+                    .zip(c.iter())
+                    .zip(r.chunks_exact_mut(bpt))
+                {
+                    let cent = &centroids[code as usize * dim..(code as usize + 1) * dim];
+                    self.encode_residual(xt, cent, rt);
+                }
+            });
+        (codes.into_iter().map(|c| c.0).collect(), res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate() {
+        let v = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(quantile_sorted(&v, 0.0), 0.0);
+        assert_eq!(quantile_sorted(&v, 0.5), 1.5);
+        assert_eq!(quantile_sorted(&v, 1.0), 3.0);
+    }
+
+    #[test]
+    fn encode_decode_packs_msb_first_and_reconstructs() {
+        // nbits 2: cutoffs -0.1, 0, 0.1; weights -0.2, -0.05, 0.05, 0.2
+        let c = ResidualCodec::new(
+            4,
+            2,
+            vec![-0.1, 0.0, 0.1],
+            vec![-0.2, -0.05, 0.05, 0.2],
+            0.3,
+        )
+        .unwrap();
+        assert_eq!(c.bytes_per_token(), 1);
+        let cent = [0.5, 0.5, 0.5, 0.5];
+        let x = [0.3, 0.45, 0.55, 0.7]; // residuals -0.2, -0.05, 0.05, 0.2 -> buckets 0,1,2,3
+        let mut b = [0u8; 1];
+        c.encode_residual(&x, &cent, &mut b);
+        assert_eq!(b[0], 0b00_01_10_11);
+        let mut out = [0.0f32; 4];
+        c.decode_into(&cent, &b, &mut out);
+        let n = (0.3f32 * 0.3 + 0.45 * 0.45 + 0.55 * 0.55 + 0.7 * 0.7).sqrt();
+        for (o, xv) in out.iter().zip(x) {
+            assert!((o - xv / n).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected() {
+        assert!(ResidualCodec::new(4, 3, vec![0.0; 7], vec![0.0; 8], 0.1).is_err());
+        assert!(ResidualCodec::new(3, 2, vec![0.0; 3], vec![0.0; 4], 0.1).is_err());
+        assert!(ResidualCodec::new(4, 1, vec![0.0; 2], vec![0.0; 2], 0.1).is_err());
+    }
+}

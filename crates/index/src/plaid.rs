@@ -1,0 +1,327 @@
+//! [`PlaidIndex`]: an opened (memory-mapped) PLAID index directory and its summary.
+//!
+//! Contract:
+//! - [`PlaidIndex::open`] validates everything (see `format.rs`) and never panics on a
+//!   damaged directory: codes out of range, inconsistent doc lengths or sizes are
+//!   [`IndexError::Corrupt`] naming the file.
+//! - Documents have stable internal numbers (append order, never reused or renumbered);
+//!   users only ever see external ids. Deleted documents are tombstoned: invisible to
+//!   search, `contains` and `info().num_documents`; their id may be added again.
+//! - Chunk data (codes and residuals, the bulk of the index) stays memory-mapped;
+//!   centroids, the inverted file and the id table are loaded into memory.
+//! - Search is in `search.rs`, updates in `update.rs`, building in `build.rs`.
+
+use crate::codec::ResidualCodec;
+use crate::error::{IndexError, Result};
+use crate::format::{self, as_u32s, ChunkRef, DocTable, Manifest};
+use crate::ivf::Ivf;
+use crate::kernel::pack_panels;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One memory-mapped chunk file.
+pub(crate) struct Chunk {
+    pub(crate) map: memmap2::Mmap,
+    pub(crate) num_docs: usize,
+    pub(crate) num_tokens: usize,
+}
+
+impl Chunk {
+    pub(crate) fn doclens(&self) -> &[u32] {
+        as_u32s(&self.map[..4 * self.num_docs])
+    }
+    pub(crate) fn codes(&self) -> &[u32] {
+        as_u32s(&self.map[4 * self.num_docs..4 * (self.num_docs + self.num_tokens)])
+    }
+    pub(crate) fn residuals(&self) -> &[u8] {
+        &self.map[4 * (self.num_docs + self.num_tokens)..]
+    }
+}
+
+/// Summary of an index (`colzero index info`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexInfo {
+    pub format_version: u32,
+    pub generation: u64,
+    pub dim: usize,
+    pub nbits: usize,
+    /// Live (not deleted) documents.
+    pub num_documents: usize,
+    pub num_deleted: usize,
+    /// Tokens of live and deleted documents still stored.
+    pub num_tokens: u64,
+    pub num_centroids: usize,
+    pub num_chunks: usize,
+    /// Total size of the files the manifest references (plus the manifest).
+    pub bytes_on_disk: u64,
+    /// `bytes_on_disk / num_tokens`.
+    pub bytes_per_token: f64,
+}
+
+impl std::fmt::Display for IndexInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "format version   {}", self.format_version)?;
+        writeln!(f, "generation       {}", self.generation)?;
+        writeln!(f, "documents        {}", self.num_documents)?;
+        writeln!(f, "deleted          {}", self.num_deleted)?;
+        writeln!(f, "tokens           {}", self.num_tokens)?;
+        writeln!(f, "centroids        {}", self.num_centroids)?;
+        writeln!(f, "dim / nbits      {} / {}", self.dim, self.nbits)?;
+        writeln!(f, "chunks           {}", self.num_chunks)?;
+        writeln!(f, "bytes on disk    {}", self.bytes_on_disk)?;
+        write!(f, "bytes per token  {:.2}", self.bytes_per_token)
+    }
+}
+
+/// An opened PLAID index.
+pub struct PlaidIndex {
+    pub(crate) dir: PathBuf,
+    pub(crate) manifest: Manifest,
+    pub(crate) codec: ResidualCodec,
+    pub(crate) centroids: Vec<f32>,
+    pub(crate) centroid_panels: Vec<f32>,
+    pub(crate) ivf: Ivf,
+    pub(crate) chunks: Vec<Chunk>,
+    /// Per internal doc: (chunk, token start inside the chunk, token count).
+    pub(crate) doc_loc: Vec<(u32, u64, u32)>,
+    pub(crate) ids: Vec<String>,
+    pub(crate) deleted: Vec<bool>,
+    pub(crate) lookup: HashMap<String, u32>,
+}
+
+impl PlaidIndex {
+    /// Opens and validates the index in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let manifest = format::read_manifest(dir)?;
+        let m = &manifest;
+        let codec = ResidualCodec::new(
+            m.dim,
+            m.codec.nbits,
+            m.codec.cutoffs.clone(),
+            m.codec.weights.clone(),
+            m.codec.cluster_threshold,
+        )?;
+        let cmap = format::map_checked(dir, &m.centroids)?;
+        if cmap.len() != m.num_centroids * m.dim * 4 {
+            return Err(IndexError::corrupt(
+                dir.join(&m.centroids.name),
+                format!("expected {} x {} f32 centroids", m.num_centroids, m.dim),
+            ));
+        }
+        let centroids = format::f32s(&cmap);
+        let imap = format::map_checked(dir, &m.ivf)?;
+        let ivf = Ivf::from_bytes(&imap, m.num_centroids, &dir.join(&m.ivf.name))?;
+        let dmap = format::map_checked(dir, &m.docs)?;
+        let table: DocTable = serde_json::from_slice(&dmap).map_err(|e| {
+            IndexError::corrupt(dir.join(&m.docs.name), format!("bad document table: {e}"))
+        })?;
+        let mut index = Self {
+            dir: dir.to_path_buf(),
+            codec,
+            centroid_panels: Vec::new(),
+            centroids,
+            ivf,
+            chunks: Vec::new(),
+            doc_loc: Vec::new(),
+            ids: Vec::new(),
+            deleted: Vec::new(),
+            lookup: HashMap::new(),
+            manifest: manifest.clone(),
+        };
+        pack_panels(&index.centroids, m.dim, &mut index.centroid_panels);
+        for c in &manifest.chunks {
+            index.attach_chunk(c)?;
+        }
+        index.set_docs(table)?;
+        if index.ivf.len() != m.num_centroids {
+            return Err(IndexError::corrupt(
+                dir.join(&m.ivf.name),
+                "wrong number of lists",
+            ));
+        }
+        Ok(index)
+    }
+
+    /// Maps and validates a chunk and appends its documents.
+    pub(crate) fn attach_chunk(&mut self, c: &ChunkRef) -> Result<()> {
+        let path = self.dir.join(&c.file.name);
+        if c.first_doc as usize != self.doc_loc.len() {
+            return Err(IndexError::corrupt(
+                &path,
+                "chunk does not follow the previous one",
+            ));
+        }
+        let map = format::map_checked(&self.dir, &c.file)?;
+        let (nd, nt) = (c.num_docs as usize, c.num_tokens as usize);
+        let want = 4 * nd + 4 * nt + nt * self.codec.bytes_per_token();
+        if map.len() != want {
+            return Err(IndexError::corrupt(
+                &path,
+                format!("{} bytes, expected {want}", map.len()),
+            ));
+        }
+        let chunk = Chunk {
+            map,
+            num_docs: nd,
+            num_tokens: nt,
+        };
+        let k = self.manifest.num_centroids as u32;
+        if chunk.codes().iter().any(|&code| code >= k) {
+            return Err(IndexError::corrupt(&path, "centroid code out of range"));
+        }
+        let mut start = 0u64;
+        let ci = self.chunks.len() as u32;
+        for &len in chunk.doclens() {
+            self.doc_loc.push((ci, start, len));
+            start += len as u64;
+        }
+        if start != nt as u64 {
+            return Err(IndexError::corrupt(&path, "document lengths do not add up"));
+        }
+        self.chunks.push(chunk);
+        Ok(())
+    }
+
+    /// Installs the id table (ids by internal number, tombstones).
+    pub(crate) fn set_docs(&mut self, table: DocTable) -> Result<()> {
+        let path = self.dir.join(&self.manifest.docs.name);
+        if table.ids.len() != self.doc_loc.len() {
+            return Err(IndexError::corrupt(
+                &path,
+                format!(
+                    "{} ids for {} documents",
+                    table.ids.len(),
+                    self.doc_loc.len()
+                ),
+            ));
+        }
+        let mut deleted = vec![false; table.ids.len()];
+        for &d in &table.deleted {
+            *deleted
+                .get_mut(d as usize)
+                .ok_or_else(|| IndexError::corrupt(&path, "deleted id out of range"))? = true;
+        }
+        let mut lookup = HashMap::with_capacity(table.ids.len());
+        for (i, id) in table.ids.iter().enumerate() {
+            if !deleted[i] && lookup.insert(id.clone(), i as u32).is_some() {
+                return Err(IndexError::corrupt(
+                    &path,
+                    format!("duplicate live id `{id}`"),
+                ));
+            }
+        }
+        self.ids = table.ids;
+        self.deleted = deleted;
+        self.lookup = lookup;
+        Ok(())
+    }
+
+    /// The id table as stored.
+    pub(crate) fn doc_table(&self) -> DocTable {
+        DocTable {
+            ids: self.ids.clone(),
+            deleted: (0..self.deleted.len() as u32)
+                .filter(|&i| self.deleted[i as usize])
+                .collect(),
+        }
+    }
+
+    /// Codes of internal document `i`.
+    pub(crate) fn doc_codes(&self, i: usize) -> &[u32] {
+        let (c, s, n) = self.doc_loc[i];
+        &self.chunks[c as usize].codes()[s as usize..s as usize + n as usize]
+    }
+
+    /// Residual bytes of internal document `i`.
+    pub(crate) fn doc_residuals(&self, i: usize) -> &[u8] {
+        let (c, s, n) = self.doc_loc[i];
+        let b = self.codec.bytes_per_token();
+        &self.chunks[c as usize].residuals()[s as usize * b..(s as usize + n as usize) * b]
+    }
+
+    /// Decompressed (approximate, unit-norm) token embeddings of document `id`.
+    pub fn reconstruct(&self, id: &str) -> Option<colzero_core::MultiVector> {
+        let &i = self.lookup.get(id)?;
+        let dim = self.manifest.dim;
+        let codes = self.doc_codes(i as usize);
+        let res = self.doc_residuals(i as usize);
+        let bpt = self.codec.bytes_per_token();
+        let mut data = vec![0.0f32; codes.len() * dim];
+        for (t, &c) in codes.iter().enumerate() {
+            let cent = &self.centroids[c as usize * dim..(c as usize + 1) * dim];
+            self.codec.decode_into(
+                cent,
+                &res[t * bpt..(t + 1) * bpt],
+                &mut data[t * dim..(t + 1) * dim],
+            );
+        }
+        colzero_core::MultiVector::new(dim, data).ok()
+    }
+
+    /// Directory of the index.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.manifest.dim
+    }
+
+    /// Number of live documents.
+    pub fn len(&self) -> usize {
+        self.lookup.len()
+    }
+
+    /// True when no live document remains.
+    pub fn is_empty(&self) -> bool {
+        self.lookup.is_empty()
+    }
+
+    /// True when `id` is a live document.
+    pub fn contains(&self, id: &str) -> bool {
+        self.lookup.contains_key(id)
+    }
+
+    /// Live document ids, in insertion order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.ids
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, &d)| !d)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The manifest currently committed.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Summary figures.
+    pub fn info(&self) -> IndexInfo {
+        let m = &self.manifest;
+        let num_tokens: u64 = m.chunks.iter().map(|c| c.num_tokens).sum();
+        let manifest_bytes = std::fs::metadata(self.dir.join(format::MANIFEST))
+            .map(|md| md.len())
+            .unwrap_or(0);
+        let bytes_on_disk = manifest_bytes
+            + m.centroids.bytes
+            + m.ivf.bytes
+            + m.docs.bytes
+            + m.chunks.iter().map(|c| c.file.bytes).sum::<u64>();
+        IndexInfo {
+            format_version: m.format_version,
+            generation: m.generation,
+            dim: m.dim,
+            nbits: m.codec.nbits,
+            num_documents: self.len(),
+            num_deleted: self.ids.len() - self.len(),
+            num_tokens,
+            num_centroids: m.num_centroids,
+            num_chunks: m.chunks.len(),
+            bytes_on_disk,
+            bytes_per_token: bytes_on_disk as f64 / num_tokens.max(1) as f64,
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! PLAID staged search over a [`PlaidIndex`].
+//!
+//! Contract (defaults in [`SearchParams::default`]):
+//! 1. Candidate generation: the query-centroid score matrix `S = C · qᵀ` is computed; the
+//!    `n_probe` best centroids of each query token are probed and the live, allowed
+//!    documents of their inverted lists are the candidates. With a filter allowing at
+//!    most `n_candidates` documents, the allowed documents are the candidates (no
+//!    probing, so small filters never lose recall); with a larger filter `n_probe` is
+//!    scaled by `live / allowed` (capped by K).
+//! 2. Centroid pruning + approximate interaction: when there are more than
+//!    `n_candidates` candidates, each is scored by `Σ_r max_t S'[code_t][r]` where `S'`
+//!    zeroes the centroids whose best query-token score is below
+//!    `centroid_score_threshold`; the best `n_candidates` are kept.
+//! 3. Full centroid interaction (no pruning) keeps the best `max(n_full, k)`.
+//! 4. Those are decompressed and reranked with exact MaxSim over their (reconstructed)
+//!    tokens; the `k` best are returned, ties by external id ascending.
+//!    Intermediate cuts break ties by internal id, so results are deterministic and do not
+//!    depend on the thread count. A single query is parallelised over candidates; a batch
+//!    of at least two queries per thread is parallelised over queries.
+
+use crate::error::{IndexError, Result};
+use crate::filter::IdFilter;
+use crate::kernel::{maxsim_packed, pack_panels, scores_packed};
+use crate::plaid::PlaidIndex;
+use colzero_core::ranking::hit_order;
+use colzero_core::{top_k, Hit, MultiVector};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Search-time parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchParams {
+    /// Centroids probed per query token (default 8, as fast-plaid / next-plaid).
+    pub n_probe: usize,
+    /// Centroids whose best query-token score is below this are ignored in stage 2
+    /// (default Some(0.4), as next-plaid; None disables pruning).
+    pub centroid_score_threshold: Option<f32>,
+    /// Candidates kept after stage 2 (default 1024).
+    pub n_candidates: usize,
+    /// Documents decompressed and reranked exactly (default 256; at least k).
+    pub n_full: usize,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        Self {
+            n_probe: 8,
+            centroid_score_threshold: Some(0.4),
+            n_candidates: 1024,
+            n_full: 256,
+        }
+    }
+}
+
+/// The allowed documents of a filtered search: mask by internal id and sorted list.
+struct Allowed {
+    mask: Vec<bool>,
+    list: Vec<u32>,
+}
+
+fn map_maybe_par<T, F>(
+    items: &[u32],
+    parallel: bool,
+    init: impl Fn() -> T + Sync + Send,
+    f: F,
+) -> Vec<f32>
+where
+    F: Fn(&mut T, u32) -> f32 + Sync + Send,
+{
+    if parallel {
+        items
+            .par_iter()
+            .with_min_len(16)
+            .map_init(&init, |s, &d| f(s, d))
+            .collect()
+    } else {
+        let mut s = init();
+        items.iter().map(|&d| f(&mut s, d)).collect()
+    }
+}
+
+/// `Σ_r max_t st[code_t][r]` (0 for a document without tokens).
+fn interaction(st: &[f32], nq: usize, codes: &[u32], acc: &mut [f32]) -> f32 {
+    let Some((&first, rest)) = codes.split_first() else {
+        return 0.0;
+    };
+    acc.copy_from_slice(&st[first as usize * nq..(first as usize + 1) * nq]);
+    for &c in rest {
+        let row = &st[c as usize * nq..(c as usize + 1) * nq];
+        for (a, &v) in acc.iter_mut().zip(row) {
+            if v > *a {
+                *a = v;
+            }
+        }
+    }
+    acc.iter().sum()
+}
+
+impl PlaidIndex {
+    fn check_query(&self, q: &MultiVector, n: usize) -> Result<()> {
+        if q.dim() != self.dim() {
+            return Err(IndexError::Dim {
+                what: format!("query {n}"),
+                expected: self.dim(),
+                found: q.dim(),
+            });
+        }
+        Ok(())
+    }
+
+    fn allowed(&self, filter: Option<&IdFilter>) -> Option<Allowed> {
+        filter.map(|f| {
+            let mut mask = vec![false; self.ids.len()];
+            let mut list: Vec<u32> = f
+                .iter()
+                .filter_map(|id| self.lookup.get(id).copied())
+                .collect();
+            list.sort_unstable();
+            list.iter().for_each(|&d| mask[d as usize] = true);
+            Allowed { mask, list }
+        })
+    }
+
+    /// The `k` best documents for `query` with default parameters.
+    pub fn search(&self, query: &MultiVector, k: usize) -> Result<Vec<Hit>> {
+        self.search_with(query, k, &SearchParams::default(), None)
+    }
+
+    /// The `k` best documents for `query` among those `filter` allows (all when None).
+    pub fn search_with(
+        &self,
+        query: &MultiVector,
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
+        self.check_query(query, 0)?;
+        let allowed = self.allowed(filter);
+        Ok(self.search_one(query.as_slice(), k, params, allowed.as_ref(), true))
+    }
+
+    /// The `k` best documents for each query of a batch.
+    pub fn search_batch(
+        &self,
+        queries: &[MultiVector],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Vec<Hit>>> {
+        for (n, q) in queries.iter().enumerate() {
+            self.check_query(q, n)?;
+        }
+        let allowed = self.allowed(filter);
+        let a = allowed.as_ref();
+        if queries.len() >= 2 * rayon::current_num_threads() {
+            Ok(queries
+                .par_iter()
+                .map(|q| self.search_one(q.as_slice(), k, params, a, false))
+                .collect())
+        } else {
+            Ok(queries
+                .iter()
+                .map(|q| self.search_one(q.as_slice(), k, params, a, true))
+                .collect())
+        }
+    }
+
+    fn search_one(
+        &self,
+        q: &[f32],
+        k: usize,
+        p: &SearchParams,
+        allowed: Option<&Allowed>,
+        parallel: bool,
+    ) -> Vec<Hit> {
+        let dim = self.dim();
+        let nq = q.len() / dim;
+        let kc = self.manifest.num_centroids;
+        if nq == 0 || k == 0 || self.is_empty() {
+            return Vec::new();
+        }
+        // st[c * nq + r] = centroid c · query token r
+        let mut q_panels = Vec::new();
+        pack_panels(q, dim, &mut q_panels);
+        let mut st = vec![0.0f32; kc * nq];
+        scores_packed(&self.centroids, dim, &q_panels, nq, &mut st);
+
+        // 1. candidate generation
+        let mut cands: Vec<u32> = match allowed {
+            Some(a) if a.list.len() <= p.n_candidates => a.list.clone(),
+            _ => {
+                let mut n_probe = p.n_probe.max(1);
+                if let Some(a) = allowed {
+                    let scale = self.len() as f64 / a.list.len().max(1) as f64;
+                    n_probe = ((n_probe as f64 * scale).ceil() as usize).min(kc);
+                }
+                self.probe(&st, nq, n_probe.min(kc), allowed)
+            }
+        };
+        let keep = |cands: &[u32], scores: &[f32], n: usize| -> Vec<u32> {
+            let mut kept: Vec<u32> = top_k(scores, n)
+                .into_iter()
+                .map(|(j, _)| cands[j])
+                .collect();
+            kept.sort_unstable();
+            kept
+        };
+        let acc_init = || vec![0.0f32; nq];
+        // 2. pruned centroid interaction
+        if cands.len() > p.n_candidates {
+            let mut pruned = st.clone();
+            if let Some(t) = p.centroid_score_threshold {
+                for row in pruned.chunks_exact_mut(nq) {
+                    if row.iter().all(|&v| v < t) {
+                        row.iter_mut().for_each(|v| *v = 0.0);
+                    }
+                }
+            }
+            let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
+                interaction(&pruned, nq, self.doc_codes(d as usize), acc)
+            });
+            cands = keep(&cands, &s, p.n_candidates);
+        }
+        // 3. full centroid interaction
+        let n_full = p.n_full.max(k);
+        if cands.len() > n_full {
+            let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
+                interaction(&st, nq, self.doc_codes(d as usize), acc)
+            });
+            cands = keep(&cands, &s, n_full);
+        }
+        // 4. decompression and exact MaxSim
+        let s = map_maybe_par(&cands, parallel, Vec::new, |buf, d| {
+            let codes = self.doc_codes(d as usize);
+            self.codec
+                .decode_panels(&self.centroids, codes, self.doc_residuals(d as usize), buf);
+            maxsim_packed(q, dim, buf, codes.len())
+        });
+        let mut hits: Vec<Hit> = cands
+            .iter()
+            .zip(s)
+            .map(|(&d, score)| Hit {
+                id: self.ids[d as usize].clone(),
+                score,
+            })
+            .collect();
+        hits.sort_by(hit_order);
+        hits.truncate(k);
+        hits
+    }
+
+    /// Live, allowed documents of the `n_probe` best centroids of each query token.
+    fn probe(&self, st: &[f32], nq: usize, n_probe: usize, allowed: Option<&Allowed>) -> Vec<u32> {
+        let kc = self.manifest.num_centroids;
+        let mut probed = vec![false; kc];
+        let mut col: Vec<(u32, f32)> = Vec::with_capacity(kc);
+        for r in 0..nq {
+            col.clear();
+            col.extend((0..kc).map(|c| (c as u32, st[c * nq + r])));
+            let cmp = |a: &(u32, f32), b: &(u32, f32)| {
+                colzero_core::ranking::score_desc(a.1, b.1).then(a.0.cmp(&b.0))
+            };
+            if n_probe < kc {
+                col.select_nth_unstable_by(n_probe - 1, cmp);
+            }
+            col[..n_probe]
+                .iter()
+                .for_each(|&(c, _)| probed[c as usize] = true);
+        }
+        let mut out = Vec::new();
+        for (c, _) in probed.iter().enumerate().filter(|(_, &p)| p) {
+            out.extend(self.ivf.list(c).iter().copied().filter(|&d| {
+                let d = d as usize;
+                !self.deleted[d] && allowed.is_none_or(|a| a.mask[d])
+            }));
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}

@@ -1,0 +1,211 @@
+//! AVX2+FMA implementations of the panel kernels of [`crate::kernel`].
+//!
+//! Contract: each function computes exactly what its portable counterpart in
+//! `kernel.rs` computes (up to float summation order) and is only called after run-time
+//! detection of AVX2 and FMA. Blocking: 4 query rows x 1 or 2 panels of 8 tokens per
+//! step; the inner loop over `dim` is broadcast(q[r][d]) * panel[d][0..8] accumulated
+//! with FMA, so no horizontal reduction happens inside it. Rows past the end of the
+//! query alias its last row and their results are discarded.
+#![cfg(target_arch = "x86_64")]
+
+use crate::kernel::{n_panels, LANES};
+use std::arch::x86_64::*;
+
+/// Accumulates one panel against 4 query rows: returns 4 vectors of 8 dot products.
+macro_rules! block1 {
+    ($q:expr, $a:expr, $dim:expr) => {{
+        let z = _mm256_setzero_ps();
+        let (mut c0, mut c1, mut c2, mut c3) = (z, z, z, z);
+        for d in 0..$dim {
+            let va = _mm256_loadu_ps($a.add(d * LANES));
+            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*$q[0].add(d)), va, c0);
+            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*$q[1].add(d)), va, c1);
+            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*$q[2].add(d)), va, c2);
+            c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*$q[3].add(d)), va, c3);
+        }
+        [c0, c1, c2, c3]
+    }};
+}
+
+/// Accumulates two panels against 4 query rows: returns (panel a, panel b) results.
+macro_rules! block2 {
+    ($q:expr, $a:expr, $b:expr, $dim:expr) => {{
+        let z = _mm256_setzero_ps();
+        let (mut c0a, mut c0b, mut c1a, mut c1b) = (z, z, z, z);
+        let (mut c2a, mut c2b, mut c3a, mut c3b) = (z, z, z, z);
+        for d in 0..$dim {
+            let va = _mm256_loadu_ps($a.add(d * LANES));
+            let vb = _mm256_loadu_ps($b.add(d * LANES));
+            let x = _mm256_broadcast_ss(&*$q[0].add(d));
+            c0a = _mm256_fmadd_ps(x, va, c0a);
+            c0b = _mm256_fmadd_ps(x, vb, c0b);
+            let x = _mm256_broadcast_ss(&*$q[1].add(d));
+            c1a = _mm256_fmadd_ps(x, va, c1a);
+            c1b = _mm256_fmadd_ps(x, vb, c1b);
+            let x = _mm256_broadcast_ss(&*$q[2].add(d));
+            c2a = _mm256_fmadd_ps(x, va, c2a);
+            c2b = _mm256_fmadd_ps(x, vb, c2b);
+            let x = _mm256_broadcast_ss(&*$q[3].add(d));
+            c3a = _mm256_fmadd_ps(x, va, c3a);
+            c3b = _mm256_fmadd_ps(x, vb, c3b);
+        }
+        ([c0a, c1a, c2a, c3a], [c0b, c1b, c2b, c3b])
+    }};
+}
+
+#[inline(always)]
+unsafe fn hmax(v: __m256) -> f32 {
+    let hi = _mm256_extractf128_ps(v, 1);
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), hi);
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    _mm_cvtss_f32(m)
+}
+
+/// Pointers to 4 query rows starting at row `r0` (rows past `nq` alias row `nq - 1`).
+#[inline(always)]
+unsafe fn rows4(qp: *const f32, r0: usize, nq: usize, dim: usize) -> [*const f32; 4] {
+    let last = nq - 1;
+    [
+        qp.add(r0 * dim),
+        qp.add((r0 + 1).min(last) * dim),
+        qp.add((r0 + 2).min(last) * dim),
+        qp.add((r0 + 3).min(last) * dim),
+    ]
+}
+
+/// Lane mask selecting the first `valid` lanes.
+#[inline(always)]
+unsafe fn lane_mask(valid: usize) -> __m256 {
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid as i32), lanes))
+}
+
+/// See `kernel::maxsim_packed`. Safety: AVX2+FMA; `ntok > 0`; shapes as documented.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn maxsim(query: &[f32], dim: usize, panels: &[f32], ntok: usize) -> f32 {
+    let nq = query.len() / dim;
+    let np = n_panels(ntok);
+    let ps = dim * LANES;
+    let last_mask = lane_mask(ntok - (np - 1) * LANES);
+    let neg = _mm256_set1_ps(f32::NEG_INFINITY);
+    let pp = panels.as_ptr();
+    let mut total = 0.0f32;
+    let mut r0 = 0;
+    while r0 < nq {
+        let q = rows4(query.as_ptr(), r0, nq, dim);
+        let mut m = [neg; 4];
+        let mut p = 0;
+        while p + 2 <= np {
+            let (ca, mut cb) = block2!(q, pp.add(p * ps), pp.add((p + 1) * ps), dim);
+            if p + 2 == np {
+                for c in cb.iter_mut() {
+                    *c = _mm256_blendv_ps(neg, *c, last_mask);
+                }
+            }
+            for r in 0..4 {
+                m[r] = _mm256_max_ps(m[r], _mm256_max_ps(ca[r], cb[r]));
+            }
+            p += 2;
+        }
+        if p < np {
+            let c = block1!(q, pp.add(p * ps), dim);
+            for r in 0..4 {
+                m[r] = _mm256_max_ps(m[r], _mm256_blendv_ps(neg, c[r], last_mask));
+            }
+        }
+        for mr in m.iter().take((nq - r0).min(4)) {
+            total += hmax(*mr);
+        }
+        r0 += 4;
+    }
+    total
+}
+
+/// See `kernel::scores_packed`. Safety: AVX2+FMA; `out.len() == nq * n`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn scores(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [f32]) {
+    let nq = query.len() / dim;
+    let np = n_panels(n);
+    let ps = dim * LANES;
+    let pp = panels.as_ptr();
+    let mut tmp = [0.0f32; LANES];
+    let mut r0 = 0;
+    while r0 < nq {
+        let q = rows4(query.as_ptr(), r0, nq, dim);
+        let rows = (nq - r0).min(4);
+        for p in 0..np {
+            let c = block1!(q, pp.add(p * ps), dim);
+            let valid = (n - p * LANES).min(LANES);
+            for (r, cr) in c.iter().enumerate().take(rows) {
+                let dst = &mut out[(r0 + r) * n + p * LANES..];
+                if valid == LANES {
+                    _mm256_storeu_ps(dst.as_mut_ptr(), *cr);
+                } else {
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), *cr);
+                    dst[..valid].copy_from_slice(&tmp[..valid]);
+                }
+            }
+        }
+        r0 += 4;
+    }
+}
+
+/// See `kernel::argmax_packed`. Safety: AVX2+FMA; `n > 0`; `out.len() == nq`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn argmax(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [(u32, f32)]) {
+    let nq = query.len() / dim;
+    let np = n_panels(n);
+    let ps = dim * LANES;
+    let pp = panels.as_ptr();
+    let last_mask = lane_mask(n - (np - 1) * LANES);
+    let neg = _mm256_set1_ps(f32::NEG_INFINITY);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut r0 = 0;
+    while r0 < nq {
+        let q = rows4(query.as_ptr(), r0, nq, dim);
+        let mut m = [neg; 4];
+        let mut mi = [_mm256_set1_epi32(-1); 4];
+        for p in 0..np {
+            let mut c = block1!(q, pp.add(p * ps), dim);
+            if p + 1 == np {
+                for cr in c.iter_mut() {
+                    *cr = _mm256_blendv_ps(neg, *cr, last_mask);
+                }
+            }
+            let idx = _mm256_add_epi32(lanes, _mm256_set1_epi32((p * LANES) as i32));
+            for r in 0..4 {
+                // Strictly greater: within a lane the earliest column wins ties.
+                let gt = _mm256_cmp_ps(c[r], m[r], _CMP_GT_OQ);
+                m[r] = _mm256_blendv_ps(m[r], c[r], gt);
+                mi[r] = _mm256_castps_si256(_mm256_blendv_ps(
+                    _mm256_castsi256_ps(mi[r]),
+                    _mm256_castsi256_ps(idx),
+                    gt,
+                ));
+            }
+        }
+        for r in 0..(nq - r0).min(4) {
+            let mut vals = [0.0f32; LANES];
+            let mut ids = [0i32; LANES];
+            _mm256_storeu_ps(vals.as_mut_ptr(), m[r]);
+            _mm256_storeu_si256(ids.as_mut_ptr() as *mut __m256i, mi[r]);
+            let mut best = (u32::MAX, f32::NEG_INFINITY);
+            for l in 0..LANES {
+                if ids[l] < 0 {
+                    continue;
+                }
+                let (i, v) = (ids[l] as u32, vals[l]);
+                if v > best.1 || (v == best.1 && i < best.0) || best.0 == u32::MAX {
+                    best = (i, v);
+                }
+            }
+            out[r0 + r] = if best.0 == u32::MAX {
+                (0, f32::NAN)
+            } else {
+                best
+            };
+        }
+        r0 += 4;
+    }
+}
