@@ -32,9 +32,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Lucene's default English stopword set (`EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`).
 pub const ENGLISH_STOPWORDS: [&str; 33] = [
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-    "these", "they", "this", "to", "was", "will", "with",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
 ];
 
 /// How text becomes terms (see module docs).
@@ -232,7 +232,9 @@ impl Bm25Index {
 
     /// Analysed length of document `id`.
     pub fn doc_len(&self, id: &str) -> Option<usize> {
-        self.lookup.get(id).map(|&d| self.doc_len[d as usize] as usize)
+        self.lookup
+            .get(id)
+            .map(|&d| self.doc_len[d as usize] as usize)
     }
 
     /// The analyzer used for documents and queries.
@@ -354,13 +356,19 @@ mod tests {
         for p in [
             Bm25Params { k1: -1.0, b: 0.4 },
             Bm25Params { k1: 0.9, b: 1.5 },
-            Bm25Params { k1: f64::NAN, b: 0.4 },
+            Bm25Params {
+                k1: f64::NAN,
+                b: 0.4,
+            },
         ] {
             assert!(Bm25Index::build([("a", "x")], Analyzer::default(), p).is_err());
         }
-        let empty =
-            Bm25Index::build(Vec::<(String, String)>::new(), Analyzer::default(), Bm25Params::default())
-                .unwrap();
+        let empty = Bm25Index::build(
+            Vec::<(String, String)>::new(),
+            Analyzer::default(),
+            Bm25Params::default(),
+        )
+        .unwrap();
         assert!(empty.is_empty());
         assert!(empty.search("x", 10).is_empty());
     }

@@ -34,7 +34,10 @@ fn analyzer_tokens_match_python() {
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())),
         )
         .collect();
-    for (name, analyzer) in [("default", Analyzer::default()), ("english", Analyzer::english())] {
+    for (name, analyzer) in [
+        ("default", Analyzer::default()),
+        ("english", Analyzer::english()),
+    ] {
         for (id, text) in &texts {
             let want: Vec<String> = g["tokens"][name][id]
                 .as_array()
@@ -42,7 +45,11 @@ fn analyzer_tokens_match_python() {
                 .iter()
                 .map(|t| t.as_str().unwrap().to_string())
                 .collect();
-            assert_eq!(analyzer.tokens(text), want, "{name} analyzer on {id}: {text:?}");
+            assert_eq!(
+                analyzer.tokens(text),
+                want,
+                "{name} analyzer on {id}: {text:?}"
+            );
         }
     }
 }
@@ -63,7 +70,10 @@ fn scores_and_rankings_match_python_reference() {
         };
         let name = s["name"].as_str().unwrap();
         let idx = Bm25Index::build(docs.clone(), analyzer, params).unwrap();
-        assert!((idx.avgdl() - s["avgdl"].as_f64().unwrap()).abs() < 1e-12, "{name}");
+        assert!(
+            (idx.avgdl() - s["avgdl"].as_f64().unwrap()).abs() < 1e-12,
+            "{name}"
+        );
         for (q, row) in s["scores"].as_object().unwrap() {
             let text = g["queries"][q].as_str().unwrap();
             let all = idx.scores(text);
@@ -96,7 +106,11 @@ fn scores_and_rankings_match_python_reference() {
             let want_ids: Vec<&str> = want.iter().map(|(k, _)| k.as_str()).collect();
             assert_eq!(got, want_ids, "{name} {q} ranking");
             let top3 = idx.search(text, 3);
-            assert_eq!(top3.as_slice(), &hits[..hits.len().min(3)], "{name} {q} top-3");
+            assert_eq!(
+                top3.as_slice(),
+                &hits[..hits.len().min(3)],
+                "{name} {q} top-3"
+            );
             let batch = idx.search_batch(&[text, text], 100);
             assert_eq!(batch, vec![hits.clone(), hits]);
         }

@@ -17,7 +17,10 @@ fn ndcg(ds: &BeirDataset, analyzer: Analyzer) -> (f64, f64) {
     let metrics = Metric::parse_list("ndcg@10,recall@100").unwrap();
     let r = evaluate(&ds.qrels, &run, &metrics, &EvalOptions::default()).unwrap();
     assert_eq!(r.num_queries(), 300);
-    (r.get_name("ndcg@10").unwrap(), r.get_name("recall@100").unwrap())
+    (
+        r.get_name("ndcg@10").unwrap(),
+        r.get_name("recall@100").unwrap(),
+    )
 }
 
 #[test]
@@ -30,6 +33,9 @@ fn scifact_test_ndcg_is_in_published_bm25_range() {
          stopwords+Porter2 nDCG@10 {english:.4} R@100 {english_r:.4}"
     );
     assert!((0.62..=0.71).contains(&plain), "plain nDCG@10 {plain}");
-    assert!((0.63..=0.72).contains(&english), "english nDCG@10 {english}");
+    assert!(
+        (0.63..=0.72).contains(&english),
+        "english nDCG@10 {english}"
+    );
     assert!(plain_r > 0.85 && english_r > 0.85, "{plain_r} {english_r}");
 }
