@@ -29,6 +29,15 @@ How to run (from the repository root, CPU only, no network):
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python tools/make_train_fixtures.py
 
+* tiny_model_grads.safetensors - parameter gradients through the tiny BERT ColBERT of
+  crates/model/tests/fixtures/tiny-bert-colbert (loaded with pylate.models.ColBERT,
+  dropout off via .eval()) for Contrastive (tau 0.05), CachedContrastive
+  (mini_batch_size 2) and Distillation on a few fixed texts tokenized by PyLate with
+  pad=True. Keys: `<case>_loss` and `<case>.<param>` where param is the torch name
+  (`0.<hf name>` for the backbone, `1.linear.weight` for the Dense head); the word
+  embedding gradient is stored only for the rows the batch uses
+  (`<case>.0.embeddings.word_embeddings.weight.rows` + `...row_ids`).
+
 The output is deterministic for a given torch version (seeded, 2 threads).
 """
 
@@ -205,6 +214,52 @@ def optim_case(out: dict):
     out["sched_cosine"] = lambdas(lambda o: get_cosine_schedule_with_warmup(o, 3, 10))
 
 
+TINY = Path(__file__).resolve().parent.parent / "crates" / "model" / "tests" / "fixtures" / "tiny-bert-colbert"
+TINY_QUERIES = ["apple river stone", "music paper cloud", "green house light", "ocean tiger bread"]
+TINY_POS = ["apple river stone music", "music paper cloud, green!", "green house light ocean", "ocean tiger bread metal"]
+TINY_NEG = ["glass earth smile apple", "tiger bread metal glass", "river stone music paper", "cloud green house light"]
+KD_QUERIES = ["apple river stone", "music paper cloud"]
+KD_DOCS = [["apple river", "stone music paper", "cloud green", "house light ocean tiger"],
+           ["music paper", "cloud", "green house light", "ocean tiger bread metal glass"]]
+KD_SCORES = [[3.0, 1.0, -2.0, 0.5], [0.0, 4.0, 1.0, 2.0]]
+
+
+def tiny_model_case(out: dict):
+    from pylate import models
+
+    model = models.ColBERT(str(TINY), device="cpu")
+    model.eval()
+    names = {f"0.{n}": p for n, p in model[0].auto_model.named_parameters()}
+    names.update({f"1.{n}": p for n, p in model[1].named_parameters()})
+
+    def tok(texts, is_query):
+        return model.tokenize(texts, is_query=is_query, pad=True)
+
+    def record(case, loss, used_ids):
+        for p in names.values():
+            p.grad = None
+        loss.backward()
+        out[f"{case}_loss"] = loss.detach().reshape(1)
+        for n, p in names.items():
+            if p.grad is None:
+                continue
+            if n.endswith("word_embeddings.weight"):
+                ids = torch.unique(used_ids)
+                out[f"{case}.{n}.rows"] = p.grad[ids].clone()
+                out[f"{case}.{n}.row_ids"] = ids.to(torch.int64)
+            else:
+                out[f"{case}.{n}"] = p.grad.clone()
+
+    feats = [tok(TINY_QUERIES, True), tok(TINY_POS, False), tok(TINY_NEG, False)]
+    used = torch.cat([f["input_ids"].flatten() for f in feats])
+    record("tc", losses.Contrastive(model, temperature=0.05)(feats), used)
+    feats = [tok(TINY_QUERIES, True), tok(TINY_POS, False), tok(TINY_NEG, False)]
+    record("tcc", losses.CachedContrastive(model, mini_batch_size=2, temperature=0.05)(feats), used)
+    kd_feats = [tok(KD_QUERIES, True), tok([d for ds in KD_DOCS for d in ds], False)]
+    used = torch.cat([f["input_ids"].flatten() for f in kd_feats])
+    record("tkd", losses.Distillation(model)(kd_feats, torch.tensor(KD_SCORES)), used)
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     out: dict = {}
@@ -216,7 +271,11 @@ def main():
     optim_case(opt)
     save_file({k: v.contiguous() for k, v in opt.items()}, str(OUT / "optim.safetensors"),
               metadata={"torch": torch.__version__})
-    print("wrote", OUT / "losses.safetensors", OUT / "optim.safetensors")
+    tiny: dict = {}
+    tiny_model_case(tiny)
+    save_file({k: v.contiguous() for k, v in tiny.items()}, str(OUT / "tiny_model_grads.safetensors"),
+              metadata={"pylate": pylate.__version__, "torch": torch.__version__})
+    print("wrote", OUT / "losses.safetensors", OUT / "optim.safetensors", OUT / "tiny_model_grads.safetensors")
 
 
 if __name__ == "__main__":
