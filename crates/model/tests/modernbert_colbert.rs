@@ -34,7 +34,11 @@ fn colbert_ids_and_embeddings_match_pylate() {
             .iter()
             .map(|t| t.as_str().unwrap().to_string())
             .collect();
-        let kind = if is_query { InputKind::Query } else { InputKind::Document };
+        let kind = if is_query {
+            InputKind::Query
+        } else {
+            InputKind::Document
+        };
 
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let batch = model.tokenize(&refs, kind).unwrap();
@@ -43,13 +47,21 @@ fn colbert_ids_and_embeddings_match_pylate() {
         assert_eq!(batch.ids, want_ids, "{name}: token ids");
         assert_eq!(batch.attention, want_mask, "{name}: attention mask");
 
-        let opts = EncodeOptions { batch_size: 4, show_progress: false, parallel_batches: false };
+        let opts = EncodeOptions {
+            batch_size: 4,
+            show_progress: false,
+            parallel_batches: false,
+        };
         let out = model.encode(&texts, kind, &opts).unwrap();
         let mut case_worst = 0f32;
         for (i, mv) in out.iter().enumerate() {
             let want = &golden[&format!("{name}.emb.{i}")];
             let (n, dim) = want.dims2().unwrap();
-            assert_eq!((mv.n_tokens(), mv.dim()), (n, dim), "{name}: text {i} kept tokens");
+            assert_eq!(
+                (mv.n_tokens(), mv.dim()),
+                (n, dim),
+                "{name}: text {i} kept tokens"
+            );
             let want: Vec<Vec<f32>> = want.to_vec2().unwrap();
             for (r, row) in want.iter().enumerate() {
                 for (a, b) in mv.row(r).iter().zip(row) {
@@ -62,4 +74,88 @@ fn colbert_ids_and_embeddings_match_pylate() {
         worst = worst.max(case_worst);
     }
     println!("worst max abs diff over all cases: {worst:.3e}");
+}
+
+/// The gradient test of modernbert_grad.rs, through the public trainable `ColBERT` API:
+/// PyLate tokenization (queries expanded, documents padded to document_length), projected
+/// and normalised embeddings, loss = sum of `colbert_scores` with the documents' attention
+/// mask; every trainable tensor's gradient equals PyTorch's to 1e-4 relative.
+#[test]
+fn colbert_gradients_match_pytorch() {
+    let g = load_st("tiny-modernbert-golden/grads.safetensors");
+    let opts = LoadOptions {
+        trainable: true,
+        query_prompt: Some(String::new()),
+        document_prompt: Some(String::new()),
+        ..LoadOptions::default()
+    };
+    let model = ColBERT::load(&fixture("tiny-modernbert-colbert"), &opts).unwrap();
+    let spec = read_json("tiny-modernbert-golden/encode.json");
+    let queries: Vec<&str> = spec["queries"].as_array().unwrap()[..3]
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let docs = spec["documents"].as_array().unwrap();
+    let pad_doc = "A note about [PAD] tokens inside text.";
+    let docs: Vec<&str> = vec![
+        docs[0].as_str().unwrap(),
+        docs[1].as_str().unwrap(),
+        pad_doc,
+        docs[3].as_str().unwrap(),
+    ];
+    let qb = model.tokenize(&queries, InputKind::Query).unwrap();
+    let db = model.tokenize_padded(&docs, InputKind::Document).unwrap();
+    let want_q: Vec<Vec<u32>> = g["q.input_ids"].to_vec2().unwrap();
+    let want_d: Vec<Vec<u32>> = g["d.input_ids"].to_vec2().unwrap();
+    assert_eq!(qb.ids, want_q, "query ids");
+    assert_eq!(db.ids, want_d, "document ids (with a literal [PAD])");
+
+    let mut ctx = colzero_model::ForwardCtx::eval();
+    let q = model.forward(&qb, &mut ctx).unwrap();
+    let d = model.forward(&db, &mut ctx).unwrap();
+    let loss = colbert_scores(&q, &d, &db.attention_mask)
+        .sum_all()
+        .unwrap();
+    let want_loss: f32 = g["loss"].get(0).unwrap().to_scalar().unwrap();
+    let got_loss: f32 = loss.to_scalar().unwrap();
+    assert!(
+        (got_loss - want_loss).abs() <= 1e-4 * want_loss.abs(),
+        "{got_loss} vs {want_loss}"
+    );
+
+    let grads = loss.backward().unwrap();
+    let vars = model
+        .var_map()
+        .expect("trainable")
+        .data()
+        .lock()
+        .unwrap()
+        .clone();
+    let mut worst = 0f32;
+    for (ours, var) in &vars {
+        let golden_name = match ours.strip_prefix("_head.0.") {
+            Some(rest) => format!("grad.dense.{rest}"),
+            None => format!("grad.{ours}"),
+        };
+        let want = g
+            .get(&golden_name)
+            .unwrap_or_else(|| panic!("{ours}: no PyTorch gradient {golden_name}"));
+        let got = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{ours}: no gradient"));
+        assert!(max_abs(got) > 0.0, "{ours}: zero gradient");
+        let rel = max_abs_diff(got, want) / max_abs(want);
+        assert!(rel <= 1e-4, "{ours}: relative gradient diff {rel}");
+        worst = worst.max(rel);
+    }
+    let n_torch = g.keys().filter(|k| k.starts_with("grad.")).count();
+    assert_eq!(
+        vars.len(),
+        n_torch,
+        "every PyTorch parameter is a trainable tensor"
+    );
+    println!(
+        "ColBERT-level gradients: {} tensors, worst relative diff {worst:.3e}",
+        vars.len()
+    );
 }

@@ -2,7 +2,7 @@
 //! comparison metrics. Fixtures come from `tools/make_modernbert_fixtures.py`.
 #![allow(dead_code)]
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use colzero_model::modernbert::{ModernBert, ModernBertConfig};
 use std::collections::HashMap;
@@ -77,4 +77,41 @@ pub fn n_batches(g: &HashMap<String, Tensor>) -> usize {
     (0..)
         .take_while(|k| g.contains_key(&format!("batch{k}.hidden")))
         .count()
+}
+
+/// `x / max(||x||_2, 1e-12)` over the last dimension (torch.nn.functional.normalize).
+pub fn normalize(x: &Tensor) -> Tensor {
+    let n = x
+        .sqr()
+        .unwrap()
+        .sum_keepdim(D::Minus1)
+        .unwrap()
+        .sqrt()
+        .unwrap();
+    x.broadcast_div(&n.maximum(1e-12).unwrap()).unwrap()
+}
+
+/// PyLate `colbert_scores(Q [a,s,h], D [b,t,h], documents_mask [b,t])` -> `[a, b]`:
+/// einsum, multiply by the doc mask (masked similarities become 0), max over t, sum over s.
+pub fn colbert_scores(q: &Tensor, d: &Tensor, d_mask: &Tensor) -> Tensor {
+    let (a, s, h) = q.dims3().unwrap();
+    let (b, t, _) = d.dims3().unwrap();
+    let sim = q
+        .reshape((a * s, h))
+        .unwrap()
+        .matmul(&d.reshape((b * t, h)).unwrap().t().unwrap())
+        .unwrap()
+        .reshape((a, s, b, t))
+        .unwrap();
+    let m = d_mask
+        .to_dtype(DType::F32)
+        .unwrap()
+        .reshape((1, 1, b, t))
+        .unwrap();
+    sim.broadcast_mul(&m)
+        .unwrap()
+        .max(D::Minus1)
+        .unwrap()
+        .sum(1)
+        .unwrap()
 }
