@@ -189,10 +189,27 @@ mod tests {
         let objective = |c: &[f32]| {
             let mut p = Vec::new();
             pack_panels(c, dim, &mut p);
-            assign(&pts, dim, &p, c.len() / dim).iter().map(|a| a.1).sum::<f32>() / 400.0
+            assign(&pts, dim, &p, c.len() / dim)
+                .iter()
+                .map(|a| a.1)
+                .sum::<f32>()
+                / 400.0
         };
-        let init = kmeans(&pts, dim, &KMeansConfig { niters: 0, ..cfg.clone() }).unwrap();
-        assert!(objective(&c1) > objective(&init) + 1e-3, "{} vs {}", objective(&c1), objective(&init));
+        let init = kmeans(
+            &pts,
+            dim,
+            &KMeansConfig {
+                niters: 0,
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+        assert!(
+            objective(&c1) > objective(&init) + 1e-3,
+            "{} vs {}",
+            objective(&c1),
+            objective(&init)
+        );
         assert!(kmeans(&[], dim, &cfg).is_err());
     }
 }
