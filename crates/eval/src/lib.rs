@@ -26,12 +26,15 @@
 //! (TREC run files), [`metric`] (metric names), [`evaluate`] (semantics: ranking ties,
 //! relevance levels, query selection — read its docs), [`policy`] (named run
 //! transformations), [`report`] (per-query values, means, JSON), [`table`] (CLI table),
-//! [`text`] (Python `str.strip` semantics).
+//! [`text`] (Python `str.strip` semantics), [`ablation`] (variant x stage by dataset
+//! table: Markdown, JSON), [`plot`] (PNG bar chart of that table, loss/lr curves).
 
+pub mod ablation;
 pub mod beir;
 pub mod error;
 pub mod evaluate;
 pub mod metric;
+pub mod plot;
 pub mod policy;
 pub mod qrels;
 pub mod report;
@@ -39,6 +42,7 @@ pub mod run;
 pub mod table;
 pub mod text;
 
+pub use ablation::{AblationRow, AblationTable};
 pub use beir::{load_corpus, load_queries, stream_corpus, BeirDataset, Document, Query};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, evaluate_query, trec_order, EvalOptions, MissingQueries};
