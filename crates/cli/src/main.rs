@@ -35,6 +35,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Compute metrics of any TREC run against qrels.
     Metrics(cmd::metrics::Args),
+    /// Prepare training data: unsupervised pairs, mined hard negatives, KD teacher scores.
+    Data(cmd::data::Args),
 }
 
 fn main() {
@@ -58,6 +60,7 @@ fn main() {
         Command::Search(a) => cmd::search::run(a, &ctx),
         Command::Eval(a) => cmd::eval::run(a, &ctx),
         Command::Metrics(a) => cmd::metrics::run(a, &ctx),
+        Command::Data(a) => cmd::data::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -4,6 +4,7 @@
 //! text); `run(args, ctx)` does the work by calling library crates.
 
 pub mod convert;
+pub mod data;
 pub mod encode;
 pub mod eval;
 pub mod metrics;
