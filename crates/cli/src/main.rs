@@ -35,6 +35,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Compute metrics of any TREC run against qrels.
     Metrics(cmd::metrics::Args),
+    /// Run one training stage from a TOML config.
+    Train(cmd::train::Args),
     /// Prepare training data: unsupervised pairs, mined hard negatives, KD teacher scores.
     Data(cmd::data::Args),
 }
@@ -60,6 +62,7 @@ fn main() {
         Command::Search(a) => cmd::search::run(a, &ctx),
         Command::Eval(a) => cmd::eval::run(a, &ctx),
         Command::Metrics(a) => cmd::metrics::run(a, &ctx),
+        Command::Train(a) => cmd::train::run(a, &ctx),
         Command::Data(a) => cmd::data::run(a, &ctx),
     };
     if let Err(e) = result {

@@ -9,6 +9,7 @@ pub mod encode;
 pub mod eval;
 pub mod metrics;
 pub mod search;
+pub mod train;
 
 use clap::Args as ClapArgs;
 
