@@ -219,7 +219,7 @@ mod tests {
             &encode,
             &masks,
             false,
-            &[w.clone()],
+            std::slice::from_ref(&w),
             &mut ctx,
         )
         .unwrap();
@@ -259,7 +259,7 @@ mod tests {
             &encode,
             &masks,
             false,
-            &[w.clone()],
+            std::slice::from_ref(&w),
             &mut other,
         )
         .unwrap();

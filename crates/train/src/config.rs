@@ -317,7 +317,7 @@ impl StageConfig {
                 ),
             );
         }
-        if !(self.loss.temperature > 0.0) {
+        if self.loss.temperature.is_nan() || self.loss.temperature <= 0.0 {
             return bad("loss.temperature", "must be > 0".into());
         }
         if self.loss.kind == "cached_contrastive" && self.loss.mini_batch_size == 0 {
@@ -326,7 +326,7 @@ impl StageConfig {
         if self.loss.kind == "distillation" && self.data.n_ways == 0 {
             return bad("data.n_ways", "must be > 0".into());
         }
-        if !(self.optim.lr >= 0.0) {
+        if self.optim.lr.is_nan() || self.optim.lr < 0.0 {
             return bad("optim.lr", "must be >= 0".into());
         }
         if !(0.0..=1.0).contains(&self.optim.warmup_ratio) {
@@ -338,7 +338,7 @@ impl StageConfig {
         if self.train.grad_accum == 0 {
             return bad("train.grad_accum", "must be > 0".into());
         }
-        if self.train.steps == 0 && !(self.train.epochs > 0.0) {
+        if self.train.steps == 0 && (self.train.epochs.is_nan() || self.train.epochs <= 0.0) {
             return bad("train.epochs", "set train.steps or train.epochs > 0".into());
         }
         if !matches!(self.train.on_nonfinite.as_str(), "stop" | "skip") {
