@@ -278,7 +278,7 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // q1 has two relevant docs (d1, d6; d2 judged 0 is a valid negative), q2 has d3
+    // q1 has two relevant docs (d1: 1, d6: 2; d2 judged 0 is a valid negative), q2 has d3
     let pos: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| {
@@ -288,7 +288,8 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
             )
         })
         .collect();
-    assert_eq!(pos, [("q1", "d1"), ("q1", "d6"), ("q2", "d3")]);
+    // rows: per query, positives by relevance desc then id
+    assert_eq!(pos, [("q1", "d6"), ("q1", "d1"), ("q2", "d3")]);
     // the expected ranking, straight from the (golden-tested) BM25 index
     let corpus = colzero_eval::BeirDataset::load(&ds, "train").unwrap();
     let bm25 = Bm25Index::build(
@@ -357,6 +358,29 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
         "skip-top 1 drops d2"
     );
     assert!(first.get("source").is_none());
+
+    let capped = tmp.path().join("capped.jsonl");
+    let err = ok(&[
+        "data",
+        "mine",
+        "--dataset",
+        s(&ds),
+        "--out",
+        s(&capped),
+        "--negatives",
+        "2",
+        "--max-positives",
+        "1",
+    ]);
+    assert!(err.contains("wrote 2 triplets"), "{err}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&capped)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["positive_id"], "d6");
+    // the uncapped relevant d1 is still never a negative
+    assert_eq!(rows[0]["negative_ids"], serde_json::json!(["d2", "d5"]));
 
     let err = fails(&[
         "data",

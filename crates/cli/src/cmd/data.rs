@@ -12,7 +12,9 @@
 //! - `mine`: one triplet row per (query, judged-relevant document) of a BEIR split (qrels
 //!   relevance > 0), negatives = the best-ranked documents (BM25 or a colzero model)
 //!   after removing *every* document judged relevant for that query and skipping the
-//!   first `--skip-top` remaining ones (false-negative guard). Output: JSONL
+//!   first `--skip-top` remaining ones (false-negative guard). A query's rows follow its
+//!   positives by relevance descending, then id; `--max-positives N` keeps the first N
+//!   (the others are still excluded from the negatives). Output: JSONL
 //!   `{"query", "positive", "negatives": [..][, "source"], "query_id", "positive_id",
 //!   "negative_ids"}` (the trainer ignores the id fields). Documents are PyLate's
 //!   `f"{title} {text}".strip()`. A query with fewer than `--negatives` candidates is

@@ -68,6 +68,9 @@ pub struct MineArgs {
     /// Tag every row with `"source": NAME`.
     #[arg(long)]
     pub source: Option<String>,
+    /// Keep at most this many positives per query (highest relevance first, then id).
+    #[arg(long)]
+    pub max_positives: Option<usize>,
     /// Allow mining the `test` split (its judgments would leak into training).
     #[arg(long)]
     pub allow_test_split: bool,
@@ -160,34 +163,46 @@ fn rank(ds: &BeirDataset, r: &Ranker, depth: usize, ctx: &Ctx) -> Result<Vec<Vec
     }
 }
 
-/// Mines `negatives` hard negatives per judged-relevant pair; returns the rows and the
-/// number of (query, positive) pairs dropped for lack of candidates.
+/// What to mine per query.
+pub struct MineSpec<'a> {
+    /// Hard negatives per row.
+    pub negatives: usize,
+    /// Best non-relevant documents skipped.
+    pub skip_top: usize,
+    /// Rows per query at most (positives by relevance desc, then id).
+    pub max_positives: Option<usize>,
+    /// `source` tag of every row.
+    pub source: Option<&'a str>,
+}
+
+/// Mines hard negatives per judged-relevant pair; returns the rows and the number of
+/// (query, positive) pairs dropped for lack of candidates.
 pub fn mine(
     ds: &BeirDataset,
     ranker: &Ranker,
-    negatives: usize,
-    skip_top: usize,
-    source: Option<&str>,
+    spec: &MineSpec,
     ctx: &Ctx,
 ) -> Result<(Vec<Triplet>, usize)> {
+    let (negatives, skip_top, source) = (spec.negatives, spec.skip_top, spec.source);
     if negatives == 0 {
         bail!("--negatives must be at least 1");
     }
-    let relevant: Vec<Vec<String>> = ds
+    // every judged-relevant document (all are excluded from the negatives) ...
+    let relevant: Vec<Vec<(i32, String)>> = ds
         .queries
         .iter()
         .map(|q| {
-            let mut v: Vec<String> = ds
+            let mut v: Vec<(i32, String)> = ds
                 .qrels
                 .get(&q.id)
                 .map(|m| {
                     m.iter()
                         .filter(|(_, &r)| r > 0)
-                        .map(|(d, _)| d.clone())
+                        .map(|(d, &r)| (r, d.clone()))
                         .collect()
                 })
                 .unwrap_or_default();
-            v.sort();
+            v.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             v
         })
         .collect();
@@ -202,14 +217,15 @@ pub fn mine(
     let mut rows = Vec::new();
     let mut dropped = 0;
     for ((q, rel), ranked) in ds.queries.iter().zip(&relevant).zip(&ranked) {
-        let judged: HashSet<&str> = rel.iter().map(String::as_str).collect();
+        let judged: HashSet<&str> = rel.iter().map(|(_, d)| d.as_str()).collect();
         let negs: Vec<&String> = ranked
             .iter()
             .filter(|d| !judged.contains(d.as_str()))
             .skip(skip_top)
             .take(negatives)
             .collect();
-        for pos in rel {
+        // ... but only the first `max_positives` become rows
+        for (_, pos) in rel.iter().take(spec.max_positives.unwrap_or(usize::MAX)) {
             let Some(pos_text) = text.get(pos.as_str()) else {
                 bail!(
                     "{}: qrels judge document `{pos}` for query `{}` but it is not in corpus.jsonl",
@@ -248,14 +264,13 @@ pub fn run(args: MineArgs, ctx: &Ctx) -> Result<()> {
         mode: args.mode,
         encoder: &args.encoder,
     };
-    let (rows, dropped) = mine(
-        &ds,
-        &ranker,
-        args.negatives,
-        args.skip_top,
-        args.source.as_deref(),
-        ctx,
-    )?;
+    let spec = MineSpec {
+        negatives: args.negatives,
+        skip_top: args.skip_top,
+        max_positives: args.max_positives,
+        source: args.source.as_deref(),
+    };
+    let (rows, dropped) = mine(&ds, &ranker, &spec, ctx)?;
     if rows.is_empty() {
         bail!(
             "no triplets: {dropped} judged pairs of {} split `{}` lack {} negatives after \

@@ -1,7 +1,7 @@
 //! `colzero data teacher`: knowledge-distillation data in PyLate's format, scored by any
 //! model colzero runs (see the contract in `cmd/data.rs`).
 
-use super::mine::{load_split, mine, Bm25Args, Method, Ranker};
+use super::mine::{load_split, mine, Bm25Args, Method, MineSpec, Ranker};
 use super::Ctx;
 use crate::cmd::{progress, AnyEncoder, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
@@ -39,6 +39,9 @@ pub struct TeacherArgs {
     /// Skip this many best BM25 non-relevant documents when mining (`--dataset`).
     #[arg(long, default_value_t = 0)]
     pub skip_top: usize,
+    /// Keep at most this many positives per query when mining (`--dataset`).
+    #[arg(long)]
+    pub max_positives: Option<usize>,
     /// Output KD directory (queries.jsonl, documents.jsonl, train.jsonl); replaced whole.
     #[arg(long)]
     pub out: PathBuf,
@@ -173,7 +176,13 @@ pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
                 mode: args.mode,
                 encoder: &args.encoder,
             };
-            let (t, dropped) = mine(&ds, &ranker, args.n_ways - 1, args.skip_top, None, ctx)?;
+            let spec = MineSpec {
+                negatives: args.n_ways - 1,
+                skip_top: args.skip_top,
+                max_positives: args.max_positives,
+                source: None,
+            };
+            let (t, dropped) = mine(&ds, &ranker, &spec, ctx)?;
             if dropped > 0 {
                 eprintln!(
                     "{dropped} judged pairs dropped: fewer than {} BM25 candidates",
