@@ -48,15 +48,16 @@ simd_fn! {
         let inv_d = 1.0 / d as f32;
         for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             let (c, delta, rstd) = moments(xr, inv_d, eps);
+            // Iterator zips (not index loops): no bounds/overflow checks, so LLVM vectorises.
             match b {
                 Some(b) => {
-                    for i in 0..d {
-                        yr[i] = ((xr[i] - c) - delta) * rstd * w[i] + b[i];
+                    for (((y, &xv), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                        *y = ((xv - c) - delta) * rstd * wv + bv;
                     }
                 }
                 None => {
-                    for i in 0..d {
-                        yr[i] = ((xr[i] - c) - delta) * rstd * w[i];
+                    for ((y, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                        *y = ((xv - c) - delta) * rstd * wv;
                     }
                 }
             }
@@ -83,39 +84,56 @@ simd_fn! {
         let mut db = vec![0f32; d];
         for ((xr, gr), dr) in x.chunks_exact(d).zip(g.chunks_exact(d)).zip(dx.chunks_exact_mut(d)) {
             let (c, delta, rstd) = moments(xr, inv_d, eps);
-            let mut a1 = [0f32; 8];
-            let mut a2 = [0f32; 8];
-            let mut i = 0;
-            while i + 8 <= d {
-                for k in 0..8 {
-                    let xh = ((xr[i + k] - c) - delta) * rstd;
-                    let gw = gr[i + k] * w[i + k];
-                    dr[i + k] = xh;
-                    a1[k] += gw;
-                    a2[k] += gw * xh;
-                    dw[i + k] += gr[i + k] * xh;
-                    db[i + k] += gr[i + k];
-                }
-                i += 8;
+            // dr <- xhat; accumulate the parameter gradients.
+            for ((((dv, &xv), &gv), dwv), dbv) in
+                dr.iter_mut().zip(xr).zip(gr).zip(dw.iter_mut()).zip(db.iter_mut())
+            {
+                let xh = ((xv - c) - delta) * rstd;
+                *dv = xh;
+                *dwv += gv * xh;
+                *dbv += gv;
             }
-            let (mut s1, mut s2) = (0f32, 0f32);
-            for j in i..d {
-                let xh = ((xr[j] - c) - delta) * rstd;
-                let gw = gr[j] * w[j];
-                dr[j] = xh;
-                s1 += gw;
-                s2 += gw * xh;
-                dw[j] += gr[j] * xh;
-                db[j] += gr[j];
-            }
-            let m1 = (s1 + a1.iter().sum::<f32>()) * inv_d;
-            let m2 = (s2 + a2.iter().sum::<f32>()) * inv_d;
-            for j in 0..d {
-                dr[j] = rstd * (gr[j] * w[j] - m1 - dr[j] * m2);
+            let m1 = dot3(gr, w, None) * inv_d;
+            let m2 = dot3(gr, w, Some(dr)) * inv_d;
+            for ((dv, &gv), &wv) in dr.iter_mut().zip(gr).zip(w) {
+                *dv = rstd * (gv * wv - m1 - *dv * m2);
             }
         }
         (dw, db)
     }
+}
+
+/// `sum(a * b * c)` (or `sum(a * b)` without `c`) with 8 independent lanes.
+#[inline(always)]
+fn dot3(a: &[f32], b: &[f32], c: Option<&[f32]>) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut rest = 0f32;
+    let n = a.len().min(b.len());
+    match c {
+        Some(c) => {
+            let n = n.min(c.len());
+            let (ca, cb, cc) = (
+                a[..n].chunks_exact(8),
+                b[..n].chunks_exact(8),
+                c[..n].chunks_exact(8),
+            );
+            for ((&x, &y), &z) in ca
+                .remainder()
+                .iter()
+                .zip(cb.remainder())
+                .zip(cc.remainder())
+            {
+                rest += x * y * z;
+            }
+            for ((x, y), z) in ca.zip(cb).zip(cc) {
+                for k in 0..8 {
+                    acc[k] += x[k] * y[k] * z[k];
+                }
+            }
+        }
+        None => return math::dot(a, b),
+    }
+    rest + acc.iter().sum::<f32>()
 }
 
 impl LayerNormOp {

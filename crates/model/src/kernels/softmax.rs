@@ -78,8 +78,8 @@ simd_fn! {
             if scale == 1.0 {
                 yr.copy_from_slice(xr);
             } else {
-                for i in 0..d {
-                    yr[i] = xr[i] * scale;
+                for (y, &v) in yr.iter_mut().zip(xr) {
+                    *y = v * scale;
                 }
             }
             softmax_row(yr);
@@ -93,20 +93,19 @@ simd_fn! {
         for ((xr, yr), &mo) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)).zip(moffs) {
             match ms {
                 1 => {
-                    let mr = &mask[mo..mo + d];
-                    for i in 0..d {
-                        yr[i] = xr[i] * scale + mr[i];
+                    for ((y, &v), &m) in yr.iter_mut().zip(xr).zip(&mask[mo..mo + d]) {
+                        *y = v * scale + m;
                     }
                 }
                 0 => {
                     let mv = mask[mo];
-                    for i in 0..d {
-                        yr[i] = xr[i] * scale + mv;
+                    for (y, &v) in yr.iter_mut().zip(xr) {
+                        *y = v * scale + mv;
                     }
                 }
                 _ => {
-                    for i in 0..d {
-                        yr[i] = xr[i] * scale + mask[mo + i * ms];
+                    for (i, (y, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                        *y = v * scale + mask[mo + i * ms];
                     }
                 }
             }
@@ -119,8 +118,8 @@ simd_fn! {
     fn bwd_block(y: &[f32], g: &[f32], d: usize, scale: f32, dx: &mut [f32]) {
         for ((yr, gr), dr) in y.chunks_exact(d).zip(g.chunks_exact(d)).zip(dx.chunks_exact_mut(d)) {
             let s = math::dot(gr, yr);
-            for i in 0..d {
-                dr[i] = scale * yr[i] * (gr[i] - s);
+            for ((dv, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+                *dv = scale * yv * (gv - s);
             }
         }
     }
