@@ -37,6 +37,8 @@ enum Command {
     Metrics(cmd::metrics::Args),
     /// Run one training stage from a TOML config.
     Train(cmd::train::Args),
+    /// Build, update and inspect PLAID indexes.
+    Index(cmd::index::Args),
     /// Prepare training data: unsupervised pairs, mined hard negatives, KD teacher scores.
     Data(cmd::data::Args),
 }
@@ -63,6 +65,7 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(a, &ctx),
         Command::Metrics(a) => cmd::metrics::run(a, &ctx),
         Command::Train(a) => cmd::train::run(a, &ctx),
+        Command::Index(a) => cmd::index::run(a, &ctx),
         Command::Data(a) => cmd::data::run(a, &ctx),
     };
     if let Err(e) = result {

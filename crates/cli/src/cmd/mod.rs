@@ -4,9 +4,11 @@
 //! text); `run(args, ctx)` does the work by calling library crates.
 
 pub mod convert;
+pub mod corpus;
 pub mod data;
 pub mod encode;
 pub mod eval;
+pub mod index;
 pub mod metrics;
 pub mod search;
 pub mod train;
