@@ -267,6 +267,26 @@ impl Bm25Index {
     /// `(document index, score)` for every document sharing a term with the query.
     fn accumulate(&self, query: &str) -> Vec<(u32, f64)> {
         let terms = self.query_terms(query);
+        let touched: usize = terms
+            .iter()
+            .map(|(t, _)| self.postings[*t as usize].len())
+            .sum();
+        // Both paths add each document's term contributions in ascending term order, so
+        // they give bit-identical scores; the dense one avoids hashing for common terms.
+        if touched * 8 >= self.len() {
+            let mut acc = vec![0f64; self.len()];
+            let mut hit = vec![false; self.len()];
+            for (t, qtf) in terms {
+                for &(d, tf) in &self.postings[t as usize] {
+                    acc[d as usize] += qtf * self.term_score(t, d, tf);
+                    hit[d as usize] = true;
+                }
+            }
+            return (0..self.len() as u32)
+                .filter(|&d| hit[d as usize])
+                .map(|d| (d, acc[d as usize]))
+                .collect();
+        }
         let mut acc: HashMap<u32, f64> = HashMap::new();
         for (t, qtf) in terms {
             for &(d, tf) in &self.postings[t as usize] {
@@ -371,6 +391,61 @@ mod tests {
         .unwrap();
         assert!(empty.is_empty());
         assert!(empty.search("x", 10).is_empty());
+    }
+
+    #[test]
+    fn sparse_and_dense_accumulators_agree_with_per_document_scores() {
+        // 200 docs: "common" is in every doc (dense path), "rare{i}" in one (sparse path)
+        let docs: Vec<(String, String)> = (0..200)
+            .map(|i| {
+                let filler = "common word ".repeat(1 + i % 7);
+                (
+                    format!("d{i:03}"),
+                    format!("{filler} rare{} x{}", i % 50, i % 3),
+                )
+            })
+            .collect();
+        let idx = Bm25Index::build(docs, Analyzer::default(), Bm25Params::default()).unwrap();
+        for q in [
+            "rare7",
+            "common",
+            "rare7 common x1",
+            "rare3 rare3 x2",
+            "nothing",
+        ] {
+            let acc = idx.accumulate(q);
+            let touched: usize = idx
+                .query_terms(q)
+                .iter()
+                .map(|(t, _)| idx.postings[*t as usize].len())
+                .sum();
+            assert!(
+                q != "rare7" || touched * 8 < idx.len(),
+                "rare7 takes the sparse path"
+            );
+            assert!(
+                q != "common" || touched * 8 >= idx.len(),
+                "common takes the dense path"
+            );
+            // docs with one of the query's terms, counted from the texts
+            let terms: Vec<String> = Analyzer::default().tokens(q);
+            let want = (0..200)
+                .filter(|i| {
+                    let t = format!("common word rare{} x{}", i % 50, i % 3);
+                    terms.iter().any(|q| t.split(' ').any(|w| w == q))
+                })
+                .count();
+            assert_eq!(acc.len(), want, "{q}");
+            for (d, s) in acc {
+                let id = &idx.ids()[d as usize];
+                assert_eq!(s as f32, idx.score(q, id).unwrap(), "{q} {id}");
+            }
+            let all = idx.scores(q);
+            assert_eq!(
+                all.iter().filter(|&&s| s > 0.0).count(),
+                idx.search(q, 1000).len()
+            );
+        }
     }
 
     #[test]
