@@ -328,3 +328,23 @@ fn config_rejects_unknown_keys_and_resolves_relative_paths() {
     let filled = d.replacen("path = \"\"", "path = \"m\"", 2);
     StageConfig::from_toml_str(&filled, &p).unwrap();
 }
+
+#[test]
+fn committed_scifact_recipe_parses() {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/train/scifact_stage.toml"
+    ));
+    let c = StageConfig::load(&p).unwrap();
+    assert_eq!(c.model.init, "dense");
+    assert_eq!((c.model.query_length, c.model.document_length), (32, 180));
+    assert!(c
+        .model
+        .path
+        .ends_with("shared/models/sentence-transformers/all-MiniLM-L6-v2"));
+    assert!(
+        c.eval.beir_dir.join("corpus.jsonl").exists(),
+        "{}",
+        c.eval.beir_dir.display()
+    );
+}
