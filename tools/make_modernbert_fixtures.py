@@ -6,7 +6,7 @@ in the style of answerdotai/ModernBERT-base and records what PyTorch / PyLate co
 
     HF_HUB_OFFLINE=1 python tools/make_modernbert_fixtures.py     # from the repository root
 
-It is deterministic (seeded, 2 torch threads, eager attention) and writes, under
+It is deterministic (seeded, 2 torch threads) and writes, under
 crates/model/tests/fixtures/:
 
   tiny-modernbert-colbert/    a PyLate ColBERT checkpoint saved by `ColBERT.save` (config.json in
@@ -17,19 +17,28 @@ crates/model/tests/fixtures/:
                                   global_attn_every_n_layers; no layer_types / rope_parameters)
                                 config_new_schema_only.json  (layer_types + rope_parameters only)
   tiny-modernbert-golden/
-      backbone.safetensors    batch{k}.input_ids / batch{k}.attention_mask (i64) and
-                              batch{k}.hidden (f32 last_hidden_state of ModernBertModel, eager)
+      backbone.safetensors    batch{k}.input_ids / batch{k}.attention_mask (i64),
+                              batch{k}.hidden and batch{k}.hidden_sdpa: f32 last_hidden_state of
+                              ModernBertModel with eager / SDPA attention. They differ only in
+                              rows that have no allowed key (a padded position farther than the
+                              half window from every real token): eager gives them uniform
+                              weights over all keys, torch SDPA gives them zero attention output
       encode.json             texts, prompts and the list of encode cases
       encode.safetensors      {case}.input_ids / {case}.attention_mask: `ColBERT.tokenize` of all
                               texts of the case as one batch (i64); {case}.emb.{i}: PyLate
-                              `encode()` output for text i ([kept tokens, dim], normalised)
+                              `encode()` output for text i ([kept tokens, dim], normalised), with
+                              the checkpoint loaded as PyLate does by default (SDPA on CPU)
       grads.safetensors       q.input_ids, q.attention_mask, d.input_ids, d.attention_mask, loss,
                               grad.<backbone tensor name> and grad.dense.linear.weight: PyTorch
                               gradients of loss = sum(colbert_scores(Q, D, documents_mask=d_mask))
-                              with Q, D the L2-normalised token embeddings (model.eval(): dropout off)
+                              with Q, D the L2-normalised token embeddings (model.eval(): dropout off;
+                              eager, checked equal to SDPA's)
   tiny-modernbert-bias/       a backbone-only ModernBertModel with attention_bias, mlp_bias and
                               norm_bias on (config.json, model.safetensors, golden.safetensors
                               holding batch{k}.* like backbone.safetensors)
+
+The fixture ColBERT is created and its backbone/gradient goldens computed with eager attention
+(never flash attention).
 
 Model: hidden 48, 4 heads, 4 layers, intermediate 64, global attention every 3 layers (layers 0
 and 3 global), local_attention 8 (window |i - j| <= 4, shorter than every test sequence), global
@@ -190,20 +199,45 @@ def backbone_batches(colbert, queries, docs, tok):
     return batches
 
 
-def run_backbone(model, batches):
-    out = {}
-    with torch.no_grad():
-        for k, (ids, mask) in enumerate(batches):
-            h = model(input_ids=ids, attention_mask=mask).last_hidden_state
-            out[f"batch{k}.input_ids"] = ids.to(torch.int64).clone()
-            out[f"batch{k}.attention_mask"] = mask.to(torch.int64).clone()
-            out[f"batch{k}.hidden"] = h.float().contiguous()
+def run_backbone(model_dir, batches, out=None):
+    """last_hidden_state under eager (`hidden`) and SDPA (`hidden_sdpa`) attention."""
+    out = {} if out is None else out
+    for impl, key in (("eager", "hidden"), ("sdpa", "hidden_sdpa")):
+        model = ModernBertModel.from_pretrained(model_dir, attn_implementation=impl).eval()
+        assert model.config._attn_implementation == impl
+        with torch.no_grad():
+            for k, (ids, mask) in enumerate(batches):
+                h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                out[f"batch{k}.input_ids"] = ids.to(torch.int64).clone()
+                out[f"batch{k}.attention_mask"] = mask.to(torch.int64).clone()
+                out[f"batch{k}.{key}"] = h.float().contiguous()
     return out
+
+
+def colbert_loss_and_grads(colbert, q, d):
+    """loss = sum(colbert_scores(Q, D, documents_mask)) and the gradient of every parameter."""
+    from pylate.scores import colbert_scores
+
+    colbert.zero_grad()
+    qe = F.normalize(colbert(dict(q))["token_embeddings"], p=2, dim=-1)
+    de = F.normalize(colbert(dict(d))["token_embeddings"], p=2, dim=-1)
+    loss = colbert_scores(qe, de, documents_mask=d["attention_mask"], backend="torch").sum()
+    loss.backward()
+    grads = {}
+    for name, p in colbert.named_parameters():
+        if name.startswith("0.auto_model."):
+            key = "grad." + name[len("0.auto_model."):]
+        elif name.startswith("1."):
+            key = "grad.dense." + name[len("1."):]
+        else:
+            raise SystemExit(f"unexpected parameter {name}")
+        assert p.grad is not None, name
+        grads[key] = p.grad.detach().float().clone()
+    return loss.detach(), grads
 
 
 def main():
     from pylate import models as pl_models
-    from pylate.scores import colbert_scores
 
     torch.manual_seed(0)
     queries = [q["text"] for q in read_jsonl(os.path.join(SCIFACT, "queries.jsonl"), 3)]
@@ -249,10 +283,15 @@ def main():
     tok = colbert.tokenizer
 
     # 1. Backbone hidden states.
-    golden = run_backbone(backbone, backbone_batches(colbert, queries, docs, tok))
+    golden = run_backbone(COLBERT_DIR, backbone_batches(colbert, queries, docs, tok))
     save_file(golden, os.path.join(GOLDEN_DIR, "backbone.safetensors"))
 
-    # 2. PyLate encode(): queries/documents x prompt x expansion.
+    # 2. PyLate encode() as loaded by default (SDPA on CPU): queries/documents x prompt x
+    # expansion.
+    eager_colbert = colbert
+    colbert = pl_models.ColBERT(model_name_or_path=COLBERT_DIR, device="cpu")
+    colbert.eval()
+    assert colbert[0].auto_model.config._attn_implementation == "sdpa"
     cases = []
     tensors = {}
     for kind, texts in (("query", queries), ("document", docs)):
@@ -280,31 +319,25 @@ def main():
                    "query_length": QUERY_LENGTH, "document_length": DOCUMENT_LENGTH}, f, indent=2)
         f.write("\n")
 
-    # 3. Gradients of sum(colbert_scores) w.r.t. every parameter (dropout off).
+    # 3. Gradients of sum(colbert_scores) w.r.t. every parameter (dropout off), eager; SDPA
+    # gives the same (rows without any allowed key only exist at masked document positions).
     grad_docs = docs[:2] + ["A note about [PAD] tokens inside text.", docs[3]]
-    q = colbert.tokenize(queries[:3], is_query=True)
-    d = colbert.tokenize(grad_docs, is_query=False, pad=True)
-    colbert.zero_grad()
-    qe = F.normalize(colbert(dict(q))["token_embeddings"], p=2, dim=-1)
-    de = F.normalize(colbert(dict(d))["token_embeddings"], p=2, dim=-1)
-    loss = colbert_scores(qe, de, documents_mask=d["attention_mask"], backend="torch").sum()
-    loss.backward()
+    q = eager_colbert.tokenize(queries[:3], is_query=True)
+    d = eager_colbert.tokenize(grad_docs, is_query=False, pad=True)
+    loss, grads = colbert_loss_and_grads(eager_colbert, q, d)
+    loss_sdpa, grads_sdpa = colbert_loss_and_grads(colbert, q, d)
+    assert abs(float(loss) - float(loss_sdpa)) < 1e-4, (loss, loss_sdpa)
+    for k, v in grads.items():
+        rel = (v - grads_sdpa[k]).abs().max() / v.abs().max()
+        assert rel < 1e-5, (k, float(rel))
     g = {
         "q.input_ids": q["input_ids"].to(torch.int64).contiguous(),
         "q.attention_mask": q["attention_mask"].to(torch.int64).contiguous(),
         "d.input_ids": d["input_ids"].to(torch.int64).contiguous(),
         "d.attention_mask": d["attention_mask"].to(torch.int64).contiguous(),
-        "loss": loss.detach().reshape(1).float(),
+        "loss": loss.reshape(1).float(),
+        **grads,
     }
-    for name, p in colbert.named_parameters():
-        if name.startswith("0.auto_model."):
-            key = "grad." + name[len("0.auto_model."):]
-        elif name.startswith("1."):
-            key = "grad.dense." + name[len("1."):]
-        else:
-            raise SystemExit(f"unexpected parameter {name}")
-        assert p.grad is not None, name
-        g[key] = p.grad.detach().float().contiguous()
     pad_id = tok.convert_tokens_to_ids("[PAD]")
     assert (d["input_ids"] == pad_id).any(), "the gradient batch must contain a literal [PAD]"
     save_file(g, os.path.join(GOLDEN_DIR, "grads.safetensors"))
@@ -316,7 +349,7 @@ def main():
     bmodel = ModernBertModel(bcfg).eval()
     randomise_norms(bmodel, with_bias=True)
     bmodel.save_pretrained(BIAS_DIR)
-    save_file(run_backbone(bmodel, backbone_batches(colbert, queries, docs, tok)),
+    save_file(run_backbone(BIAS_DIR, backbone_batches(colbert, queries, docs, tok)),
               os.path.join(BIAS_DIR, "golden.safetensors"))
 
     print("loss", float(loss))

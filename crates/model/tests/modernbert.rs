@@ -1,14 +1,15 @@
-//! ModernBERT backbone golden tests: last hidden states equal PyTorch eager `ModernBertModel`
+//! ModernBERT backbone golden tests: last hidden states equal PyTorch `ModernBertModel`
 //! (fixtures from tools/make_modernbert_fixtures.py) to 1e-4 for padded batches whose
-//! sliding window (|i-j| <= 4) is shorter than the sequences, under all three config schemas,
-//! with every bias flag on, and with a `model.` prefix; negative controls prove the window
+//! sliding window (|i-j| <= 4) is shorter than the sequences, with SDPA (default) and eager
+//! semantics, under all three config schemas, with every bias flag on, and with a `model.`
+//! prefix; negative controls prove the window
 //! and the two RoPE thetas matter; bad checkpoints give named errors; dropout is seeded.
 
 mod modernbert_common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use colzero_model::modernbert::{LayerType, ModernBert, ModernBertConfig};
+use colzero_model::modernbert::{AttentionImpl, LayerType, ModernBert, ModernBertConfig};
 use colzero_model::{Backbone, ForwardCtx, ModelError};
 use modernbert_common::*;
 use std::collections::HashMap;
@@ -16,8 +17,13 @@ use std::collections::HashMap;
 const COLBERT: &str = "tiny-modernbert-colbert";
 const TOL: f32 = 1e-4;
 
-/// Max abs diff over every golden batch of `golden_rel` for `model`.
+/// Max abs diff over every golden batch of `golden_rel` for `model`, against the eager or
+/// SDPA golden as the model's config says.
 fn golden_diffs(model: &ModernBert, golden_rel: &str) -> Vec<f32> {
+    let key = match model.config().attn_implementation {
+        AttentionImpl::Eager => "hidden",
+        AttentionImpl::Sdpa => "hidden_sdpa",
+    };
     let g = load_st(golden_rel);
     let n = n_batches(&g);
     assert!(
@@ -29,7 +35,7 @@ fn golden_diffs(model: &ModernBert, golden_rel: &str) -> Vec<f32> {
             let ids = &g[&format!("batch{k}.input_ids")];
             let mask = &g[&format!("batch{k}.attention_mask")];
             let h = model.forward_t(ids, mask, &mut ForwardCtx::eval()).unwrap();
-            max_abs_diff(&h, &g[&format!("batch{k}.hidden")])
+            max_abs_diff(&h, &g[&format!("batch{k}.{key}")])
         })
         .collect()
 }
@@ -80,6 +86,7 @@ fn hidden_states_match_pytorch_for_every_config_schema() {
         "config_new_schema_only.json",
     ] {
         let cfg = config(&format!("{COLBERT}/{name}"));
+        assert_eq!(cfg.attn_implementation, AttentionImpl::Sdpa, "default");
         let model = model_from(&format!("{COLBERT}/model.safetensors"), &cfg);
         let diffs = golden_diffs(&model, "tiny-modernbert-golden/backbone.safetensors");
         println!("{name}: max abs diff per batch {diffs:?}");
@@ -103,6 +110,53 @@ fn hidden_states_match_pytorch_for_every_config_schema() {
                 "schemas must give identical outputs"
             );
         }
+    }
+}
+
+#[test]
+fn eager_semantics_match_pytorch_eager() {
+    let g = load_st("tiny-modernbert-golden/backbone.safetensors");
+    let eager_vs_sdpa = (0..n_batches(&g))
+        .map(|k| {
+            max_abs_diff(
+                &g[&format!("batch{k}.hidden")],
+                &g[&format!("batch{k}.hidden_sdpa")],
+            )
+        })
+        .fold(0f32, f32::max);
+    assert!(
+        eager_vs_sdpa > 0.1,
+        "fixture must contain rows without any allowed key"
+    );
+    for rel in [COLBERT, "tiny-modernbert-bias"] {
+        let mut cfg = config(&format!("{rel}/config.json"));
+        cfg.attn_implementation = AttentionImpl::Eager;
+        let model = model_from(&format!("{rel}/model.safetensors"), &cfg);
+        let golden = if rel == COLBERT {
+            "tiny-modernbert-golden/backbone.safetensors".to_string()
+        } else {
+            format!("{rel}/golden.safetensors")
+        };
+        let diffs = golden_diffs(&model, &golden);
+        println!(
+            "{rel} eager: max abs diff per batch {diffs:?} (eager vs sdpa goldens {eager_vs_sdpa})"
+        );
+        assert!(diffs.iter().all(|d| *d <= TOL), "{rel}: {diffs:?}");
+    }
+}
+
+#[test]
+fn empty_batches_give_empty_outputs() {
+    let model = model_from(
+        &format!("{COLBERT}/model.safetensors"),
+        &config(&format!("{COLBERT}/config.json")),
+    );
+    for (b, t) in [(0usize, 5usize), (2, 0)] {
+        let ids = Tensor::zeros((b, t), DType::U32, &Device::Cpu).unwrap();
+        let h = model
+            .forward_t(&ids, &ids, &mut ForwardCtx::eval())
+            .unwrap();
+        assert_eq!(h.dims(), &[b, t, 48]);
     }
 }
 
@@ -249,5 +303,5 @@ fn dropout_is_seeded_and_only_in_training() {
     assert_eq!(max_abs_diff(&a, &b), 0.0, "same seed, same output");
     assert!(max_abs_diff(&a, &c) > 1e-2, "different seeds differ");
     assert!(max_abs_diff(&a, &eval) > 1e-2, "training applies dropout");
-    assert!(max_abs_diff(&eval, &g["batch0.hidden"]) <= TOL);
+    assert!(max_abs_diff(&eval, &g["batch0.hidden_sdpa"]) <= TOL);
 }

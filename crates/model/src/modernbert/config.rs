@@ -54,6 +54,20 @@ impl Activation {
     }
 }
 
+/// Which PyTorch attention implementation to reproduce. They agree everywhere except in a
+/// query row that has no allowed key (a padded position farther than the half window from
+/// every real token, or any row of an all-padding sequence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttentionImpl {
+    /// transformers' eager attention (and every implementation of transformers 4.x): such a
+    /// row gets uniform weights over all keys.
+    Eager,
+    /// torch SDPA with transformers 5.x boolean masks (what PyLate loads by default on CPU):
+    /// such a row gets a zero attention output.
+    #[default]
+    Sdpa,
+}
+
 /// Resolved ModernBERT hyper-parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModernBertConfig {
@@ -83,6 +97,9 @@ pub struct ModernBertConfig {
     pub pad_token_id: Option<u32>,
     pub cls_token_id: Option<u32>,
     pub sep_token_id: Option<u32>,
+    /// Attention semantics for rows without any allowed key; from the optional
+    /// `_attn_implementation` / `attn_implementation` key, else [`AttentionImpl::Sdpa`].
+    pub attn_implementation: AttentionImpl,
 }
 
 fn field_err(key: &str, expected: &str, found: &Value) -> ModelError {
@@ -135,6 +152,29 @@ fn get_token_id(v: &Value, key: &str, default: u32) -> Result<Option<u32>> {
             .map(Some)
             .ok_or_else(|| field_err(key, "a token id or null", x)),
     }
+}
+
+fn parse_attn_impl(v: &Value) -> Result<AttentionImpl> {
+    for key in ["attn_implementation", "_attn_implementation"] {
+        match v.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => {
+                return match s.as_str() {
+                    "eager" => Ok(AttentionImpl::Eager),
+                    "sdpa" | "flash_attention_2" | "flash_attention_3" | "flex_attention" => {
+                        Ok(AttentionImpl::Sdpa)
+                    }
+                    _ => Err(field_err(
+                        key,
+                        "eager, sdpa, flash_attention_2/3 or flex_attention",
+                        &v[key],
+                    )),
+                }
+            }
+            Some(x) => return Err(field_err(key, "an attention implementation name", x)),
+        }
+    }
+    Ok(AttentionImpl::default())
 }
 
 fn parse_layer_types(v: &Value, n_layers: usize) -> Result<Vec<LayerType>> {
@@ -279,6 +319,7 @@ impl ModernBertConfig {
             pad_token_id: get_token_id(v, "pad_token_id", 50283)?,
             cls_token_id: get_token_id(v, "cls_token_id", 50281)?,
             sep_token_id: get_token_id(v, "sep_token_id", 50282)?,
+            attn_implementation: parse_attn_impl(v)?,
         })
     }
 
@@ -349,6 +390,9 @@ mod tests {
             .collect();
         assert_eq!(globals, vec![0, 3, 6, 9, 12, 15, 18, 21]);
         assert_eq!(c.pad_token_id, Some(50283));
+        assert_eq!(c.attn_implementation, AttentionImpl::Sdpa);
+        let e = ModernBertConfig::from_json(&json!({"_attn_implementation": "eager"})).unwrap();
+        assert_eq!(e.attn_implementation, AttentionImpl::Eager);
     }
 
     #[test]

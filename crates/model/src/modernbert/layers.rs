@@ -3,8 +3,8 @@
 //! Contract: numerics follow transformers' eager ModernBERT (`modeling_modernbert.py`,
 //! transformers 5.3): RoPE on q and k with `rotate_half`, scores `q k^T / sqrt(head_dim)`
 //! plus an additive mask holding `f32::MIN` at disallowed keys (so a query row with no
-//! allowed key gets uniform weights over all keys, exactly as eager does; SDPA would give
-//! zeros there instead), softmax in f32, dropout on the probabilities and after `Wo`,
+//! allowed key gets uniform weights over all keys, exactly as eager does; for SDPA semantics
+//! the caller asks for those rows' weights to be zeroed), softmax in f32, dropout on the probabilities and after `Wo`,
 //! GeGLU `Wo(drop(act(input) * gate))` with `input, gate = Wi(x).chunk(2)`. Every op has a
 //! backward pass; RoPE tables and masks are constants.
 
@@ -91,9 +91,16 @@ pub(crate) fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tenso
     Ok(y.to_dtype(dtype)?)
 }
 
-/// Additive attention biases `[b, 1, t, t]` (0 = allowed, `f32::MIN` = masked) for full and
-/// sliding layers, from the `[b, t]` u32 padding mask.
-pub(crate) fn attention_biases(mask: &Tensor, window: usize) -> Result<(Tensor, Tensor)> {
+/// Additive attention bias `[b, 1, t, t]` (0 = allowed, `f32::MIN` = masked) and row mask
+/// `[b, 1, t, 1]` (1 = the query row has at least one allowed key) of one layer type.
+#[derive(Clone, Debug)]
+pub(crate) struct AttnMask {
+    pub bias: Tensor,
+    pub rows: Tensor,
+}
+
+/// The masks of full and sliding layers, from the `[b, t]` u32 padding mask.
+pub(crate) fn attention_masks(mask: &Tensor, window: usize) -> Result<(AttnMask, AttnMask)> {
     let (b, t) = mask.dims2()?;
     let dev = mask.device();
     let keys = mask.ne(0u32)?.to_dtype(DType::F32)?.reshape((b, 1, 1, t))?;
@@ -109,15 +116,16 @@ pub(crate) fn attention_biases(mask: &Tensor, window: usize) -> Result<(Tensor, 
         .collect();
     let band = Tensor::from_vec(band, (1, 1, t, t), dev)?;
     let min = f32::MIN as f64;
-    let full = keys
-        .affine(-1.0, 1.0)?
-        .affine(min, 0.0)?
-        .broadcast_as((b, 1, t, t))?
-        .contiguous()?;
-    let sliding = keys
-        .broadcast_mul(&band)?
-        .affine(-1.0, 1.0)?
-        .affine(min, 0.0)?;
+    let build = |allowed: Tensor| -> Result<AttnMask> {
+        let rows = allowed
+            .max_keepdim(D::Minus1)?
+            .gt(0f64)?
+            .to_dtype(DType::F32)?;
+        let bias = allowed.affine(-1.0, 1.0)?.affine(min, 0.0)?;
+        Ok(AttnMask { bias, rows })
+    };
+    let full = build(keys.broadcast_as((b, 1, t, t))?.contiguous()?)?;
+    let sliding = build(keys.broadcast_mul(&band)?)?;
     Ok((full, sliding))
 }
 
@@ -132,13 +140,15 @@ pub(crate) struct Attention {
 }
 
 impl Attention {
-    /// `x` `[b, t, h]`, tables `[t, head_dim]`, additive `bias` `[b, 1, t, t]`.
+    /// `x` `[b, t, h]`, tables `[t, head_dim]`, `mask` of this layer type; `zero_empty_rows`
+    /// gives rows without any allowed key a zero output (SDPA) instead of uniform weights.
     pub fn forward(
         &self,
         x: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
-        bias: &Tensor,
+        mask: &AttnMask,
+        zero_empty_rows: bool,
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
@@ -161,8 +171,12 @@ impl Attention {
             .to_dtype(DType::F32)?
             .matmul(&k.to_dtype(DType::F32)?.t()?.contiguous()?)?
             .affine(scale, 0.0)?
-            .broadcast_add(bias)?;
-        let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
+            .broadcast_add(&mask.bias)?;
+        let mut probs = softmax_last(&scores)?;
+        if zero_empty_rows {
+            probs = probs.broadcast_mul(&mask.rows)?;
+        }
+        let probs = probs.to_dtype(v.dtype())?;
         let probs = dropout(&probs, self.dropout, ctx)?;
         let out = probs
             .matmul(&v)?
@@ -237,21 +251,13 @@ mod tests {
     #[test]
     fn sliding_bias_is_a_band_over_valid_keys() {
         let mask = Tensor::new(&[[1u32, 1, 1, 1, 0]], &Device::Cpu).unwrap();
-        let (full, sliding) = attention_biases(&mask, 1).unwrap();
-        let f: Vec<Vec<f32>> = full
-            .squeeze(0)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
-        let s: Vec<Vec<f32>> = sliding
-            .squeeze(0)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let (full, sliding) = attention_masks(&mask, 1).unwrap();
+        let sq = |t: &Tensor| t.squeeze(0).unwrap().squeeze(0).unwrap();
+        let f: Vec<Vec<f32>> = sq(&full.bias).to_vec2().unwrap();
+        let s: Vec<Vec<f32>> = sq(&sliding.bias).to_vec2().unwrap();
+        // row 4 is padding whose only in-window key (3) is real: no empty row here
+        let rows: Vec<f32> = sq(&sliding.rows).flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(rows, vec![1.0; 5]);
         for i in 0..5 {
             for j in 0..5 {
                 let valid = j < 4;
@@ -260,5 +266,11 @@ mod tests {
             }
         }
         assert_eq!(s[4][0], f32::MIN);
+        let mask = Tensor::new(&[[1u32, 0, 0, 0, 0]], &Device::Cpu).unwrap();
+        let (full, sliding) = attention_masks(&mask, 1).unwrap();
+        let rows: Vec<f32> = sq(&sliding.rows).flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(rows, vec![1.0, 1.0, 0.0, 0.0, 0.0]);
+        let rows: Vec<f32> = sq(&full.rows).flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(rows, vec![1.0; 5]);
     }
 }

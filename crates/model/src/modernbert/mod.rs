@@ -15,22 +15,24 @@
 //! `x += Wo(attn(attn_norm(x)))` and `x += mlp(mlp_norm(x))`, then `final_norm`. Full layers
 //! use the global RoPE theta and attend to all unpadded keys; sliding layers use the local
 //! theta and attend to unpadded keys with `|i - j| <= local_attention / 2`. Padded query
-//! rows are computed like any other (eager semantics; see [`layers`] for rows without any
-//! allowed key). Dropouts (embedding, attention probabilities and output, MLP) apply only
+//! rows are computed like any other; a row without any allowed key (padding farther than
+//! the half window from every real token) follows `cfg.attn_implementation`: zero attention
+//! output as torch SDPA (the default, PyLate's default on CPU) or uniform weights over all
+//! keys as eager. Dropouts (embedding, attention probabilities and output, MLP) apply only
 //! when `ctx.train`. The embedding row of `pad_token_id` gets no gradient, as
 //! `nn.Embedding(padding_idx=pad_token_id)` in PyTorch.
 
 mod config;
 mod layers;
 
-pub use config::{Activation, LayerType, ModernBertConfig};
+pub use config::{Activation, AttentionImpl, LayerType, ModernBertConfig};
 
 use crate::backbone::Backbone;
 use crate::nn::{dropout, ForwardCtx};
 use crate::{ModelError, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarBuilder};
-use layers::{attention_biases, rope_tables, Attention, Lin, Mlp, Norm};
+use layers::{attention_masks, rope_tables, Attention, Lin, Mlp, Norm};
 use std::path::PathBuf;
 
 const EMBEDDINGS_KEY: &str = "embeddings.tok_embeddings.weight";
@@ -266,24 +268,36 @@ impl Backbone for ModernBert {
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
         let (ids, mask) = self.check_inputs(input_ids, attention_mask)?;
-        let t = ids.dim(1)?;
+        let (b, t) = ids.dims2()?;
+        if b == 0 || t == 0 {
+            return Ok(Tensor::zeros(
+                (b, t, self.cfg.hidden_size),
+                DType::F32,
+                ids.device(),
+            )?);
+        }
         let dev = ids.device();
         let x = self.emb_norm.forward(&self.embed(&ids)?)?;
         let mut x = dropout(&x, self.cfg.embedding_dropout, ctx)?;
-        let (full_bias, sliding_bias) = attention_biases(&mask, self.cfg.sliding_window())?;
+        let (full_mask, sliding_mask) = attention_masks(&mask, self.cfg.sliding_window())?;
+        let zero_empty_rows = self.cfg.attn_implementation == AttentionImpl::Sdpa;
         let hd = self.cfg.head_dim();
         let (gcos, gsin) = rope_tables(self.cfg.global_rope_theta, hd, t, dev)?;
         let (lcos, lsin) = rope_tables(self.cfg.local_rope_theta, hd, t, dev)?;
         for layer in &self.layers {
-            let (cos, sin, bias) = match layer.kind {
-                LayerType::Full => (&gcos, &gsin, &full_bias),
-                LayerType::Sliding => (&lcos, &lsin, &sliding_bias),
+            let (cos, sin, mask) = match layer.kind {
+                LayerType::Full => (&gcos, &gsin, &full_mask),
+                LayerType::Sliding => (&lcos, &lsin, &sliding_mask),
             };
             let h = match &layer.attn_norm {
                 Some(n) => n.forward(&x)?,
                 None => x.clone(),
             };
-            x = x.add(&layer.attn.forward(&h, cos, sin, bias, ctx)?)?;
+            x = x.add(
+                &layer
+                    .attn
+                    .forward(&h, cos, sin, mask, zero_empty_rows, ctx)?,
+            )?;
             let m = layer.mlp.forward(&layer.mlp_norm.forward(&x)?, ctx)?;
             x = x.add(&m)?;
         }
