@@ -2,16 +2,17 @@
 //!
 //! Contract: encodes the corpus (`f"{title} {text}".strip()`) and the split's queries,
 //! ranks every document by exact MaxSim (dense: dot product) keeping the top `--top-k`,
-//! applies the policies, prints a metrics table and writes OUT_DIR/metrics.json (keys
+//! applies the policies, prints a metrics table. With `--index`, documents are not
+//! encoded: queries are searched through the PLAID index instead. It then and writes OUT_DIR/metrics.json (keys
 //! such as "ndcg@10"), OUT_DIR/run.trec and OUT_DIR/eval.json (settings and wall times).
 
-use super::{AnyEncoder, Ctx, EncoderArgs, Mode};
+use super::{AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
 use anyhow::{Context, Result};
 use colzero_core::{fsutil, Run};
 use colzero_eval::{
     apply_policies, evaluate, format_table, write_run, BeirDataset, EvalOptions, Metric, Policy,
 };
-use colzero_index::ExactIndex;
+use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -43,6 +44,12 @@ pub struct Args {
     /// How to run the model.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
+    /// Search this PLAID index (built from the dataset's corpus with the same model)
+    /// instead of encoding the corpus and searching exactly.
+    #[arg(long)]
+    pub index: Option<PathBuf>,
+    #[command(flatten)]
+    pub plaid: PlaidArgs,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -64,8 +71,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     );
 
     let t1 = Instant::now();
-    let doc_texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
-    let doc_embs = model.encode(&doc_texts, InputKind::Document, &args.encoder, ctx)?;
+    let (searcher, n_vectors) = match &args.index {
+        Some(dir) => {
+            let idx = PlaidIndex::open(dir)?;
+            let n = idx.info().num_tokens as usize;
+            (Searcher::Plaid(Box::new(idx), args.plaid.params()), n)
+        }
+        None => {
+            let doc_texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
+            let doc_embs = model.encode(&doc_texts, InputKind::Document, &args.encoder, ctx)?;
+            let n: usize = doc_embs.iter().map(|e| e.n_tokens()).sum();
+            let ids = ds.corpus.iter().map(|d| d.id.clone());
+            let idx = ExactIndex::from_embeddings(ids.zip(doc_embs).collect())?;
+            (Searcher::Exact(idx), n)
+        }
+    };
     let t_docs = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let q_texts: Vec<String> = ds.queries.iter().map(|q| q.text.clone()).collect();
@@ -73,15 +93,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let t_queries = t2.elapsed().as_secs_f64();
 
     let t3 = Instant::now();
-    let n_vectors: usize = doc_embs.iter().map(|e| e.n_tokens()).sum();
-    let index = ExactIndex::from_embeddings(
-        ds.corpus
-            .iter()
-            .map(|d| d.id.clone())
-            .zip(doc_embs)
-            .collect(),
-    )?;
-    let hits = index.search_batch(&q_embs, args.top_k)?;
+    let hits = searcher.search_batch(&q_embs, args.top_k)?;
+    let qps = q_embs.len() as f64 / t3.elapsed().as_secs_f64().max(1e-9);
     let t_search = t3.elapsed().as_secs_f64();
     let mut run: Run = ds
         .queries
@@ -117,6 +130,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         "document_vectors": n_vectors,
         "queries": ds.queries.len(),
         "top_k": args.top_k,
+        "index": args.index,
+        "queries_per_second": qps,
         "policies": args.policy,
         "threads": rayon::current_num_threads(),
         "seconds": {
@@ -133,7 +148,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         serde_json::to_string_pretty(&info)?.as_bytes(),
     )?;
     eprintln!(
-        "encode documents {t_docs:.1}s, queries {t_queries:.1}s, search {t_search:.2}s; wrote {}",
+        "documents {t_docs:.1}s, encode queries {t_queries:.1}s, search {t_search:.2}s ({qps:.1} queries/s); wrote {}",
         args.output.display()
     );
     Ok(())

@@ -199,3 +199,69 @@ pub fn read_id_texts(path: &std::path::Path) -> anyhow::Result<Vec<IdText>> {
     }
     Ok(out)
 }
+
+/// PLAID search parameters (defaults documented in `colzero_index::SearchParams`).
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct PlaidArgs {
+    /// Centroids probed per query token (default 8).
+    #[arg(long)]
+    pub n_probe: Option<usize>,
+    /// Centroid-score pruning threshold (default 0.4; negative disables pruning).
+    #[arg(long, allow_hyphen_values = true)]
+    pub centroid_threshold: Option<f32>,
+    /// Candidates kept after approximate scoring (default 4 x n-full).
+    #[arg(long)]
+    pub n_candidates: Option<usize>,
+    /// Candidates decompressed and reranked exactly (default by k: 64 for k <= 10,
+    /// 256 for k <= 100, else max(k, 2048)).
+    #[arg(long)]
+    pub n_full: Option<usize>,
+}
+
+impl PlaidArgs {
+    /// The index crate's parameters with these overrides.
+    pub fn params(&self) -> colzero_index::SearchParams {
+        let mut p = colzero_index::SearchParams::default();
+        if let Some(v) = self.n_probe {
+            p.n_probe = v;
+        }
+        if let Some(v) = self.centroid_threshold {
+            p.centroid_score_threshold = (v >= 0.0).then_some(v);
+        }
+        if let Some(v) = self.n_candidates {
+            p.n_candidates = Some(v);
+        }
+        if let Some(v) = self.n_full {
+            p.n_full = Some(v);
+        }
+        p
+    }
+}
+
+/// Documents to search: an exact in-memory index or an opened PLAID index.
+pub enum Searcher {
+    Exact(colzero_index::ExactIndex),
+    Plaid(Box<colzero_index::PlaidIndex>, colzero_index::SearchParams),
+}
+
+impl Searcher {
+    /// Embedding dimension of the documents.
+    pub fn dim(&self) -> usize {
+        match self {
+            Searcher::Exact(i) => i.dim(),
+            Searcher::Plaid(i, _) => i.dim(),
+        }
+    }
+
+    /// Top-`k` hits per query.
+    pub fn search_batch(
+        &self,
+        queries: &[colzero_core::MultiVector],
+        k: usize,
+    ) -> anyhow::Result<Vec<Vec<colzero_core::Hit>>> {
+        Ok(match self {
+            Searcher::Exact(i) => i.search_batch(queries, k)?,
+            Searcher::Plaid(i, p) => i.search_batch(queries, k, p, None)?,
+        })
+    }
+}

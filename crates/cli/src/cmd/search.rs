@@ -1,14 +1,14 @@
 //! `colzero search`: rank documents for queries by exact MaxSim over an embedding store
-//! (written by `colzero encode --kind document`).
+//! (written by `colzero encode --kind document`), or through a PLAID index (`--index`).
 //!
 //! Contract: queries come from `--query TEXT` (printed as a ranked list) or from
 //! `--queries FILE.jsonl` (`{"id","text"}`; written as a TREC run to `--output`, or
 //! printed). Ids are the store's tensor names.
 
-use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode};
+use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
 use anyhow::{bail, Result};
 use colzero_core::{EmbeddingStore, Run};
-use colzero_index::ExactIndex;
+use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::PathBuf;
 
@@ -19,8 +19,13 @@ pub struct Args {
     #[arg(long)]
     pub model: PathBuf,
     /// Document embeddings (safetensors from `colzero encode --kind document`).
+    #[arg(long, required_unless_present = "index", conflicts_with = "index")]
+    pub embeddings: Option<PathBuf>,
+    /// PLAID index directory (from `colzero index build`).
     #[arg(long)]
-    pub embeddings: PathBuf,
+    pub index: Option<PathBuf>,
+    #[command(flatten)]
+    pub plaid: PlaidArgs,
     /// One query text.
     #[arg(long, conflicts_with = "queries")]
     pub query: Option<String>,
@@ -47,16 +52,25 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         (None, Some(p)) => read_id_texts(p)?.into_iter().map(|r| (r.id, r.text)).unzip(),
         _ => bail!("give either --query TEXT or --queries FILE.jsonl"),
     };
-    let store = EmbeddingStore::open(&args.embeddings)?;
-    let index = ExactIndex::from_store(&store)?;
+    let (index, source) = match (&args.index, &args.embeddings) {
+        (Some(dir), _) => (
+            Searcher::Plaid(Box::new(PlaidIndex::open(dir)?), args.plaid.params()),
+            dir.clone(),
+        ),
+        (None, Some(e)) => (
+            Searcher::Exact(ExactIndex::from_store(&EmbeddingStore::open(e)?)?),
+            e.clone(),
+        ),
+        (None, None) => bail!("give --embeddings FILE or --index DIR"),
+    };
     let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
     let q = model.encode(&texts, InputKind::Query, &args.encoder, ctx)?;
     if let Some(first) = q.first() {
-        if first.dim() != index.dim() && !index.is_empty() {
+        if first.dim() != index.dim() && index.dim() != 0 {
             bail!(
                 "query embeddings have dim {} but {} holds dim {}: encode documents and queries with the same model",
                 first.dim(),
-                args.embeddings.display(),
+                source.display(),
                 index.dim()
             );
         }
