@@ -8,7 +8,8 @@
 //! LayerNorm, then `num_hidden_layers` post-norm blocks with eager attention (masked keys
 //! get `finfo(f32).min` added to their scores, exactly as HF eager). Dropout
 //! (`hidden_dropout_prob`, `attention_probs_dropout_prob`) is applied only when
-//! `ctx.train`.
+//! `ctx.train`. The word-embedding row of `pad_token_id` gets no gradient (PyTorch
+//! `padding_idx`).
 
 use crate::config::{opt_f64, opt_str, opt_usize, req_usize};
 use crate::nn::{dropout, gelu, layer_norm, linear, softmax_last, ForwardCtx};
@@ -44,6 +45,8 @@ pub struct BertConfig {
     pub max_position_embeddings: usize,
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
+    /// `padding_idx` of the word embeddings (HF default 0): that row gets no gradient.
+    pub pad_token_id: Option<u32>,
 }
 
 impl BertConfig {
@@ -82,6 +85,11 @@ impl BertConfig {
             max_position_embeddings: opt_usize(v, "max_position_embeddings", path)?.unwrap_or(512),
             type_vocab_size: opt_usize(v, "type_vocab_size", path)?.unwrap_or(2),
             layer_norm_eps: opt_f64(v, "layer_norm_eps", path)?.unwrap_or(1e-12),
+            pad_token_id: match v.get("pad_token_id") {
+                Some(Value::Null) => None,
+                Some(_) => opt_usize(v, "pad_token_id", path)?.map(|p| p as u32),
+                None => Some(0),
+            },
         };
         if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
         {
@@ -211,6 +219,27 @@ impl Bert {
         &self.cfg
     }
 
+    /// Word-embedding lookup of flat ids; rows of `pad_token_id` come from a detached copy
+    /// so that row gets no gradient, like PyTorch's `nn.Embedding(padding_idx=...)`.
+    fn embed_words(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.word.index_select(ids, 0)?;
+        let Some(pad) = self
+            .cfg
+            .pad_token_id
+            .filter(|p| (*p as usize) < self.cfg.vocab_size)
+        else {
+            return Ok(x);
+        };
+        let is_pad = ids.eq(pad)?.to_dtype(x.dtype())?.unsqueeze(1)?;
+        if is_pad.sum_all()?.to_scalar::<f32>()? == 0.0 {
+            return Ok(x);
+        }
+        let frozen = self.word.detach().index_select(ids, 0)?;
+        let keep = is_pad.affine(-1.0, 1.0)?;
+        Ok(x.broadcast_mul(&keep)?
+            .add(&frozen.broadcast_mul(&is_pad)?)?)
+    }
+
     fn act(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self.cfg.hidden_act {
             HiddenAct::Gelu => gelu(x)?,
@@ -265,7 +294,7 @@ impl Backbone for Bert {
         let h = self.cfg.hidden_size;
         let dev = input_ids.device();
         let ids = input_ids.to_dtype(DType::U32)?.flatten_all()?;
-        let words = self.word.index_select(&ids, 0)?.reshape((b, t, h))?;
+        let words = self.embed_words(&ids)?.reshape((b, t, h))?;
         let pos = self.pos.narrow(0, 0, t)?;
         let tt = self.token_type.narrow(0, 0, 1)?;
         let x = words.broadcast_add(&pos)?.broadcast_add(&tt)?;

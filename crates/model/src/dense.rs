@@ -6,12 +6,14 @@
 //! `config.json` listed in `modules.json` (`pooling_mode_cls_token` → CLS, otherwise mean
 //! over attended tokens; no Pooling module → mean). Texts are stripped (and lower-cased
 //! with `do_lower_case`) like sentence-transformers does; outputs are L2-normalised.
+//! `encode_as` prepends the query/document prompt (LoadOptions, else the checkpoint's
+//! `config_sentence_transformers.json` prompts), as `encode(prompt_name=...)` does.
 
 use crate::checkpoint::{build_backbone, read_backbone, read_tokenizer, special_token};
 use crate::config::{opt_bool, opt_usize, read_json, read_json_opt};
 use crate::head::l2_normalize;
 use crate::nn::ForwardCtx;
-use crate::tokenize::with_truncation;
+use crate::tokenize::{py_strip, with_truncation, InputKind};
 use crate::weights::WeightStore;
 use crate::{Backbone, LoadOptions, ModelError, Result};
 use candle_core::{DType, Device, Tensor};
@@ -37,6 +39,8 @@ pub struct DenseEncoder {
     do_lower_case: bool,
     device: Device,
     store: Arc<WeightStore>,
+    query_prompt: Option<String>,
+    document_prompt: Option<String>,
     /// Texts per forward pass in `encode`.
     pub batch_size: usize,
 }
@@ -97,6 +101,20 @@ impl DenseEncoder {
         let pad_id = special_token(dir, "pad_token")?
             .and_then(|p| tokenizer.token_to_id(&p))
             .unwrap_or(0);
+        let st = read_json_opt(&dir.join("config_sentence_transformers.json"))?;
+        let prompt = |key: &str, over: &Option<String>| -> Option<String> {
+            over.clone()
+                .or_else(|| {
+                    st.as_ref()
+                        .and_then(|v| v.get("prompts"))
+                        .and_then(|p| p.get(key))
+                        .and_then(|p| p.as_str())
+                        .map(str::to_string)
+                })
+                .filter(|p| !p.is_empty())
+        };
+        let query_prompt = prompt("query", &opts.query_prompt);
+        let document_prompt = prompt("document", &opts.document_prompt);
         let store = Arc::new(WeightStore::new(
             src.tensors,
             opts.trainable,
@@ -117,6 +135,8 @@ impl DenseEncoder {
             do_lower_case,
             device: opts.device.clone(),
             store,
+            query_prompt,
+            document_prompt,
             batch_size: 32,
         })
     }
@@ -136,7 +156,7 @@ impl DenseEncoder {
         let prepared: Vec<String> = texts
             .iter()
             .map(|t| {
-                let s = t.trim();
+                let s = py_strip(t);
                 if self.do_lower_case {
                     s.to_lowercase()
                 } else {
@@ -186,7 +206,25 @@ impl DenseEncoder {
         l2_normalize(&pooled)
     }
 
-    /// Encodes texts to normalised vectors, in input order (length-sorted batches).
+    /// The prompt prepended to texts of `kind` by [`DenseEncoder::encode_as`]
+    /// (LoadOptions override, else the checkpoint's `prompts["query"|"document"]`).
+    pub fn prompt(&self, kind: InputKind) -> Option<&str> {
+        match kind {
+            InputKind::Query => self.query_prompt.as_deref(),
+            InputKind::Document => self.document_prompt.as_deref(),
+        }
+    }
+
+    /// Like [`DenseEncoder::encode`], with the prompt of `kind` prepended to every text.
+    pub fn encode_as(&self, texts: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>> {
+        match self.prompt(kind) {
+            None => self.encode(texts),
+            Some(p) => self.encode(&texts.iter().map(|t| format!("{p}{t}")).collect::<Vec<_>>()),
+        }
+    }
+
+    /// Encodes texts (no prompt) to normalised vectors, in input order (length-sorted
+    /// batches).
     pub fn encode(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].chars().count()));

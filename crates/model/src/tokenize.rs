@@ -1,7 +1,7 @@
 //! PyLate-exact ColBERT tokenization.
 //!
 //! Contract (pylate 1.6.0 `ColBERT.tokenize` + sentence-transformers `Transformer.tokenize`):
-//! 1. text = prompt + raw text, then `str.strip()`, then lower-cased if `do_lower_case`;
+//! 1. text = prompt + raw text, then Python `str.strip()` ([`py_strip`]), then lower-cased if `do_lower_case`;
 //! 2. the HF tokenizer adds CLS/SEP and truncates (longest-first) to `length - 1` when a
 //!    prefix token is used (else `length`); the tokenizer file's own padding/truncation
 //!    settings are ignored;
@@ -65,6 +65,12 @@ impl TokenBatch {
 pub struct ColbertTokenizer {
     query: Tokenizer,
     document: Tokenizer,
+}
+
+/// Python's `str.strip()`: Rust's `trim` plus the information separators U+001C..U+001F,
+/// which Python also counts as whitespace.
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 fn tok_err(e: impl std::fmt::Display) -> ModelError {
@@ -133,7 +139,7 @@ impl ColbertTokenizer {
                     Some(p) => format!("{p}{t}"),
                     None => t.to_string(),
                 };
-                let s = s.trim().to_string();
+                let s = py_strip(&s).to_string();
                 if cfg.do_lower_case {
                     s.to_lowercase()
                 } else {
@@ -196,5 +202,22 @@ impl ColbertTokenizer {
             keep,
             kind,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_strip;
+
+    #[test]
+    fn strip_matches_python() {
+        // Python: "\x1c\u00a0 a b\u3000\n\x1f".strip() == "a b"
+        assert_eq!(py_strip("\u{1c}\u{a0} a b\u{3000}\n\u{1f}"), "a b");
+        assert_eq!(py_strip("  "), "");
+        assert_eq!(
+            py_strip("x\u{200b}"),
+            "x\u{200b}",
+            "zero-width space is not whitespace"
+        );
     }
 }

@@ -347,3 +347,32 @@ fn wrong_tensor_shapes_name_tensor_and_shapes() {
         "{e}"
     );
 }
+
+#[test]
+fn padding_idx_row_gets_no_gradient() {
+    let opts = LoadOptions {
+        trainable: true,
+        ..Default::default()
+    };
+    let m = ColBERT::load(&fixture("tiny-bert-colbert"), &opts).unwrap();
+    let b = m
+        .tokenize(&["hello [PAD] world"], InputKind::Document)
+        .unwrap();
+    assert!(b.ids[0].contains(&0), "[PAD] is token 0: {:?}", b.ids[0]);
+    let y = m
+        .forward(&b, &mut colzero_model::ForwardCtx::eval())
+        .unwrap();
+    let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let vars = m.var_map().unwrap().data().lock().unwrap();
+    let w = &vars["embeddings.word_embeddings.weight"];
+    let gw = g.get(w.as_tensor()).unwrap();
+    let row = |i: usize| {
+        flat(&gw.get(i).unwrap())
+            .iter()
+            .map(|x| x.abs())
+            .sum::<f32>()
+    };
+    let hello = m.hf_tokenizer().token_to_id("hello").unwrap() as usize;
+    assert_eq!(row(0), 0.0, "padding_idx row");
+    assert!(row(hello) > 0.0);
+}

@@ -74,3 +74,25 @@ fn minilm_forward_matches_reference_outputs() {
     }
     eprintln!("MiniLM: last_hidden_state max abs diff {worst_h:e}, sentence embedding {worst_e:e}");
 }
+
+#[test]
+fn dense_prompts_are_prepended_for_their_kind_only() {
+    use colzero_model::InputKind;
+    let opts = LoadOptions {
+        query_prompt: Some("query: ".into()),
+        ..Default::default()
+    };
+    let enc = DenseEncoder::load(&minilm(), &opts).unwrap();
+    assert_eq!(enc.prompt(InputKind::Query), Some("query: "));
+    assert_eq!(enc.prompt(InputKind::Document), None);
+    let t = vec!["He drove to the stadium.".to_string()];
+    let q = enc.encode_as(&t, InputKind::Query).unwrap();
+    let d = enc.encode_as(&t, InputKind::Document).unwrap();
+    assert_eq!(
+        q,
+        enc.encode(&["query: He drove to the stadium.".to_string()])
+            .unwrap()
+    );
+    assert_eq!(d, enc.encode(&t).unwrap());
+    assert!(max_abs_diff(&q[0], &d[0]) > 1e-3);
+}
