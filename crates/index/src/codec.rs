@@ -30,6 +30,26 @@ pub fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * frac
 }
 
+/// `out = centroid + lut[byte]` for every residual byte (`V` values per byte); returns
+/// the squared norm of `out`.
+#[inline]
+fn decode_raw<const V: usize>(lut: &[f32], centroid: &[f32], bytes: &[u8], out: &mut [f32]) -> f32 {
+    let mut acc = [0.0f32; V];
+    for ((&b, c), o) in bytes
+        .iter()
+        .zip(centroid.chunks_exact(V))
+        .zip(out.chunks_exact_mut(V))
+    {
+        let w = &lut[b as usize * V..b as usize * V + V];
+        for j in 0..V {
+            let v = c[j] + w[j];
+            o[j] = v;
+            acc[j] += v * v;
+        }
+    }
+    acc.iter().sum()
+}
+
 /// The trained residual quantizer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResidualCodec {
@@ -166,17 +186,14 @@ impl ResidualCodec {
 
     /// Reconstructs a unit token from its centroid and residual bytes into `out`.
     pub fn decode_into(&self, centroid: &[f32], bytes: &[u8], out: &mut [f32]) {
-        let vpb = 8 / self.nbits;
-        for (i, &b) in bytes.iter().enumerate() {
-            let w = &self.lut[b as usize * vpb..(b as usize + 1) * vpb];
-            let base = i * vpb;
-            for j in 0..vpb {
-                out[base + j] = centroid[base + j] + w[j];
-            }
-        }
-        let n = out.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if n > 0.0 {
-            out.iter_mut().for_each(|v| *v /= n);
+        let sq = match self.nbits {
+            1 => decode_raw::<8>(&self.lut, centroid, bytes, out),
+            2 => decode_raw::<4>(&self.lut, centroid, bytes, out),
+            _ => decode_raw::<2>(&self.lut, centroid, bytes, out),
+        };
+        if sq > 0.0 {
+            let inv = 1.0 / sq.sqrt();
+            out.iter_mut().for_each(|v| *v *= inv);
         }
     }
 
@@ -191,10 +208,10 @@ impl ResidualCodec {
         for (t, &c) in codes.iter().enumerate() {
             let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
             self.decode_into(cent, &res[t * bpt..(t + 1) * bpt], &mut tok);
-            let panel = &mut out[(t / LANES) * dim * LANES..];
+            let panel = &mut out[(t / LANES) * dim * LANES..(t / LANES + 1) * dim * LANES];
             let l = t % LANES;
-            for (d, &v) in tok.iter().enumerate() {
-                panel[d * LANES + l] = v;
+            for (col, &v) in panel.chunks_exact_mut(LANES).zip(&tok) {
+                col[l] = v;
             }
         }
     }
@@ -212,7 +229,7 @@ impl ResidualCodec {
         let bpt = self.bytes_per_token();
         let mut codes = vec![(0u32, 0.0f32); n];
         let mut res = vec![0u8; n * bpt];
-        const ROWS: usize = 64;
+        const ROWS: usize = 128;
         codes
             .par_chunks_mut(ROWS)
             .zip(res.par_chunks_mut(ROWS * bpt.max(1)))

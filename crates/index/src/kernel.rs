@@ -250,6 +250,8 @@ mod tests {
             (5, 9, 16),
             (7, 40, 128),
             (3, 17, 3),
+            (9, 300, 128),
+            (6, 5000, 8),
         ] {
             let q = random_mv(&mut rng, nq, dim);
             // duplicate columns so that ties exist

@@ -51,7 +51,7 @@ pub struct KMeansConfig {
 /// Nearest centroid of every row of `points` (`n x dim`): `(index, inner product)`.
 /// `centroid_panels` holds `k` centroids in panel layout.
 pub fn assign(points: &[f32], dim: usize, centroid_panels: &[f32], k: usize) -> Vec<(u32, f32)> {
-    const ROWS: usize = 64;
+    const ROWS: usize = 128;
     let mut out = vec![(0u32, 0.0f32); points.len() / dim];
     out.par_chunks_mut(ROWS)
         .zip(points.par_chunks(ROWS * dim))

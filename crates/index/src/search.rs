@@ -11,7 +11,7 @@
 //!    `n_candidates` candidates, each is scored by `Σ_r max_t S'[code_t][r]` where `S'`
 //!    zeroes the centroids whose best query-token score is below
 //!    `centroid_score_threshold`; the best `n_candidates` are kept.
-//! 3. Full centroid interaction (no pruning) keeps the best `max(n_full, k)`.
+//! 3. Full centroid interaction (no pruning) keeps the best `n_full` (≥ k).
 //! 4. Those are decompressed and reranked with exact MaxSim over their (reconstructed)
 //!    tokens; the `k` best are returned, ties by external id ascending.
 //!    Intermediate cuts break ties by internal id, so results are deterministic and do not
@@ -36,10 +36,26 @@ pub struct SearchParams {
     /// Centroids whose best query-token score is below this are ignored in stage 2
     /// (default Some(0.4), as next-plaid; None disables pruning).
     pub centroid_score_threshold: Option<f32>,
-    /// Candidates kept after stage 2 (default 1024).
-    pub n_candidates: usize,
-    /// Documents decompressed and reranked exactly (default 256; at least k).
-    pub n_full: usize,
+    /// Candidates kept after stage 2 (default None: `4 · n_full`).
+    pub n_candidates: Option<usize>,
+    /// Documents decompressed and reranked exactly, at least k (default None: by k, as
+    /// Stanford PLAID's searcher: 64 for k ≤ 10, 256 for k ≤ 100, else max(k, 2048)).
+    pub n_full: Option<usize>,
+}
+
+impl SearchParams {
+    /// `(n_candidates, n_full)` in effect for a search of the `k` best.
+    pub fn resolved(&self, k: usize) -> (usize, usize) {
+        let auto = if k <= 10 {
+            64
+        } else if k <= 100 {
+            256
+        } else {
+            k.max(2048)
+        };
+        let n_full = self.n_full.unwrap_or(auto).max(k);
+        (self.n_candidates.unwrap_or(4 * n_full).max(n_full), n_full)
+    }
 }
 
 impl Default for SearchParams {
@@ -47,8 +63,8 @@ impl Default for SearchParams {
         Self {
             n_probe: 8,
             centroid_score_threshold: Some(0.4),
-            n_candidates: 1024,
-            n_full: 256,
+            n_candidates: None,
+            n_full: None,
         }
     }
 }
@@ -80,21 +96,23 @@ where
     }
 }
 
-/// `Σ_r max_t st[code_t][r]` (0 for a document without tokens).
-fn interaction(st: &[f32], nq: usize, codes: &[u32], acc: &mut [f32]) -> f32 {
+/// `Σ_r max_t st[code_t][r]` over the first `nq` of `stride` columns (0 for a document
+/// without tokens). `stride` is a multiple of 8 so that rows split into 8-wide blocks
+/// (the max compiles to packed SIMD).
+fn interaction(st: &[f32], nq: usize, stride: usize, codes: &[u32], acc: &mut [f32]) -> f32 {
     let Some((&first, rest)) = codes.split_first() else {
         return 0.0;
     };
-    acc.copy_from_slice(&st[first as usize * nq..(first as usize + 1) * nq]);
+    acc.copy_from_slice(&st[first as usize * stride..(first as usize + 1) * stride]);
     for &c in rest {
-        let row = &st[c as usize * nq..(c as usize + 1) * nq];
-        for (a, &v) in acc.iter_mut().zip(row) {
-            if v > *a {
-                *a = v;
+        let row = &st[c as usize * stride..(c as usize + 1) * stride];
+        for (a, v) in acc.chunks_exact_mut(8).zip(row.chunks_exact(8)) {
+            for j in 0..8 {
+                a[j] = if v[j] > a[j] { v[j] } else { a[j] };
             }
         }
     }
-    acc.iter().sum()
+    acc[..nq].iter().sum()
 }
 
 impl PlaidIndex {
@@ -177,25 +195,31 @@ impl PlaidIndex {
         let dim = self.dim();
         let nq = q.len() / dim;
         let kc = self.manifest.num_centroids;
+        let (n_candidates, n_full) = p.resolved(k);
         if nq == 0 || k == 0 || self.is_empty() {
             return Vec::new();
         }
         // st[c * nq + r] = centroid c · query token r
         let mut q_panels = Vec::new();
         pack_panels(q, dim, &mut q_panels);
-        let mut st = vec![0.0f32; kc * nq];
-        scores_packed(&self.centroids, dim, &q_panels, nq, &mut st);
-
+        let mut dense = vec![0.0f32; kc * nq];
+        scores_packed(&self.centroids, dim, &q_panels, nq, &mut dense);
+        let stride = nq.div_ceil(8) * 8;
+        let mut st = vec![0.0f32; kc * stride];
+        for (dst, src) in st.chunks_exact_mut(stride).zip(dense.chunks_exact(nq)) {
+            dst[..nq].copy_from_slice(src);
+        }
+        drop(dense);
         // 1. candidate generation
         let mut cands: Vec<u32> = match allowed {
-            Some(a) if a.list.len() <= p.n_candidates => a.list.clone(),
+            Some(a) if a.list.len() <= n_candidates => a.list.clone(),
             _ => {
                 let mut n_probe = p.n_probe.max(1);
                 if let Some(a) = allowed {
                     let scale = self.len() as f64 / a.list.len().max(1) as f64;
                     n_probe = ((n_probe as f64 * scale).ceil() as usize).min(kc);
                 }
-                self.probe(&st, nq, n_probe.min(kc), allowed)
+                self.probe(&st, (nq, stride), n_probe.min(kc), allowed)
             }
         };
         let keep = |cands: &[u32], scores: &[f32], n: usize| -> Vec<u32> {
@@ -206,27 +230,26 @@ impl PlaidIndex {
             kept.sort_unstable();
             kept
         };
-        let acc_init = || vec![0.0f32; nq];
+        let acc_init = || vec![0.0f32; stride];
         // 2. pruned centroid interaction
-        if cands.len() > p.n_candidates {
+        if cands.len() > n_candidates {
             let mut pruned = st.clone();
             if let Some(t) = p.centroid_score_threshold {
-                for row in pruned.chunks_exact_mut(nq) {
-                    if row.iter().all(|&v| v < t) {
+                for row in pruned.chunks_exact_mut(stride) {
+                    if row[..nq].iter().all(|&v| v < t) {
                         row.iter_mut().for_each(|v| *v = 0.0);
                     }
                 }
             }
             let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
-                interaction(&pruned, nq, self.doc_codes(d as usize), acc)
+                interaction(&pruned, nq, stride, self.doc_codes(d as usize), acc)
             });
-            cands = keep(&cands, &s, p.n_candidates);
+            cands = keep(&cands, &s, n_candidates);
         }
         // 3. full centroid interaction
-        let n_full = p.n_full.max(k);
         if cands.len() > n_full {
             let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
-                interaction(&st, nq, self.doc_codes(d as usize), acc)
+                interaction(&st, nq, stride, self.doc_codes(d as usize), acc)
             });
             cands = keep(&cands, &s, n_full);
         }
@@ -250,14 +273,21 @@ impl PlaidIndex {
         hits
     }
 
-    /// Live, allowed documents of the `n_probe` best centroids of each query token.
-    fn probe(&self, st: &[f32], nq: usize, n_probe: usize, allowed: Option<&Allowed>) -> Vec<u32> {
+    /// Live, allowed documents of the `n_probe` best centroids of each query token
+    /// (`st` has `nq` meaningful columns out of `stride`).
+    fn probe(
+        &self,
+        st: &[f32],
+        (nq, stride): (usize, usize),
+        n_probe: usize,
+        allowed: Option<&Allowed>,
+    ) -> Vec<u32> {
         let kc = self.manifest.num_centroids;
         let mut probed = vec![false; kc];
         let mut col: Vec<(u32, f32)> = Vec::with_capacity(kc);
         for r in 0..nq {
             col.clear();
-            col.extend((0..kc).map(|c| (c as u32, st[c * nq + r])));
+            col.extend((0..kc).map(|c| (c as u32, st[c * stride + r])));
             let cmp = |a: &(u32, f32), b: &(u32, f32)| {
                 colzero_core::ranking::score_desc(a.1, b.1).then(a.0.cmp(&b.0))
             };

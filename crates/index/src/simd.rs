@@ -151,7 +151,14 @@ pub unsafe fn scores(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &
     }
 }
 
+/// Bytes of centroid panels processed per cache block in [`argmax`] (fits in L2).
+const ARGMAX_BLOCK_BYTES: usize = 96 * 1024;
+
 /// See `kernel::argmax_packed`. Safety: AVX2+FMA; `n > 0`; `out.len() == nq`.
+///
+/// Cache blocking: the panels are walked in blocks of about [`ARGMAX_BLOCK_BYTES`]; each
+/// block is swept by every group of 4 rows while it is hot in L2, the running per-lane
+/// maxima and their indices being kept per row between blocks.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn argmax(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [(u32, f32)]) {
     let nq = query.len() / dim;
@@ -161,42 +168,56 @@ pub unsafe fn argmax(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &
     let last_mask = lane_mask(n - (np - 1) * LANES);
     let neg = _mm256_set1_ps(f32::NEG_INFINITY);
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let mut r0 = 0;
-    while r0 < nq {
-        let q = rows4(query.as_ptr(), r0, nq, dim);
-        let mut m = [neg; 4];
-        let mut mi = [_mm256_set1_epi32(-1); 4];
-        for p in 0..np {
-            let mut c = block1!(q, pp.add(p * ps), dim);
-            if p + 1 == np {
-                for cr in c.iter_mut() {
-                    *cr = _mm256_blendv_ps(neg, *cr, last_mask);
+    let block = (ARGMAX_BLOCK_BYTES / (ps * 4)).max(1);
+    let groups = nq.div_ceil(4);
+    let mut best_v = vec![[neg; 4]; groups];
+    let mut best_i = vec![[_mm256_set1_epi32(-1); 4]; groups];
+    let mut b0 = 0;
+    while b0 < np {
+        let b1 = (b0 + block).min(np);
+        for g in 0..groups {
+            let r0 = g * 4;
+            let q = rows4(query.as_ptr(), r0, nq, dim);
+            let mut m = best_v[g];
+            let mut mi = best_i[g];
+            for p in b0..b1 {
+                let mut c = block1!(q, pp.add(p * ps), dim);
+                if p + 1 == np {
+                    for cr in c.iter_mut() {
+                        *cr = _mm256_blendv_ps(neg, *cr, last_mask);
+                    }
+                }
+                let idx = _mm256_add_epi32(lanes, _mm256_set1_epi32((p * LANES) as i32));
+                for r in 0..4 {
+                    // Strictly greater: within a lane the earliest column wins ties.
+                    let gt = _mm256_cmp_ps(c[r], m[r], _CMP_GT_OQ);
+                    m[r] = _mm256_blendv_ps(m[r], c[r], gt);
+                    mi[r] = _mm256_castps_si256(_mm256_blendv_ps(
+                        _mm256_castsi256_ps(mi[r]),
+                        _mm256_castsi256_ps(idx),
+                        gt,
+                    ));
                 }
             }
-            let idx = _mm256_add_epi32(lanes, _mm256_set1_epi32((p * LANES) as i32));
-            for r in 0..4 {
-                // Strictly greater: within a lane the earliest column wins ties.
-                let gt = _mm256_cmp_ps(c[r], m[r], _CMP_GT_OQ);
-                m[r] = _mm256_blendv_ps(m[r], c[r], gt);
-                mi[r] = _mm256_castps_si256(_mm256_blendv_ps(
-                    _mm256_castsi256_ps(mi[r]),
-                    _mm256_castsi256_ps(idx),
-                    gt,
-                ));
-            }
+            best_v[g] = m;
+            best_i[g] = mi;
         }
+        b0 = b1;
+    }
+    for g in 0..groups {
+        let r0 = g * 4;
         for r in 0..(nq - r0).min(4) {
             let mut vals = [0.0f32; LANES];
             let mut ids = [0i32; LANES];
-            _mm256_storeu_ps(vals.as_mut_ptr(), m[r]);
-            _mm256_storeu_si256(ids.as_mut_ptr() as *mut __m256i, mi[r]);
+            _mm256_storeu_ps(vals.as_mut_ptr(), best_v[g][r]);
+            _mm256_storeu_si256(ids.as_mut_ptr() as *mut __m256i, best_i[g][r]);
             let mut best = (u32::MAX, f32::NEG_INFINITY);
             for l in 0..LANES {
                 if ids[l] < 0 {
                     continue;
                 }
                 let (i, v) = (ids[l] as u32, vals[l]);
-                if v > best.1 || (v == best.1 && i < best.0) || best.0 == u32::MAX {
+                if best.0 == u32::MAX || v > best.1 || (v == best.1 && i < best.0) {
                     best = (i, v);
                 }
             }
@@ -206,6 +227,5 @@ pub unsafe fn argmax(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &
                 best
             };
         }
-        r0 += 4;
     }
 }

@@ -59,11 +59,7 @@ fn recall_against_exact_search_at_every_nbits() {
     let (docs, queries) = data(800, 1);
     let qs: Vec<MultiVector> = queries.into_iter().map(|q| q.1).collect();
     let exact = ExactIndex::from_embeddings(docs.clone()).unwrap();
-    let p = SearchParams {
-        n_candidates: 256,
-        n_full: 64,
-        ..Default::default()
-    };
+    let p = SearchParams::default();
     for nbits in [1usize, 2, 4] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = BuildConfig {
