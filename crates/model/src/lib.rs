@@ -12,7 +12,7 @@
 //!   `var_map()` (trainable mode).
 //! - [`DenseEncoder`]: mean / CLS pooled, normalised sentence embeddings (bi-encoder
 //!   baseline) as the checkpoint's `1_Pooling/config.json` says.
-//! - backbones behind [`Backbone`]: [`bert::Bert`] (ModernBERT: `modernbert.rs`), the
+//! - backbones behind [`Backbone`]: [`bert::Bert`], [`modernbert::ModernBert`], the
 //!   differentiable building blocks in [`nn`], the Dense head in [`head`].
 //!
 //! Flash-attention semantics ([`LoadOptions::flash_attention`]): vectors at positions

@@ -376,3 +376,28 @@ fn padding_idx_row_gets_no_gradient() {
     assert_eq!(row(0), 0.0, "padding_idx row");
     assert!(row(hello) > 0.0);
 }
+
+#[test]
+fn dropout_applies_only_in_training_and_is_seeded() {
+    let m = ColBERT::load(&fixture("tiny-bert-colbert"), &LoadOptions::default()).unwrap();
+    let b = m
+        .tokenize(&["dropout is seeded"], InputKind::Document)
+        .unwrap();
+    let run = |ctx: &mut colzero_model::ForwardCtx| flat(&m.forward(&b, ctx).unwrap());
+    use colzero_model::ForwardCtx;
+    let e1 = run(&mut ForwardCtx::eval());
+    let e2 = run(&mut ForwardCtx::eval());
+    let t1 = run(&mut ForwardCtx::train(3));
+    let t2 = run(&mut ForwardCtx::train(3));
+    let t3 = run(&mut ForwardCtx::train(4));
+    assert_eq!(e1, e2);
+    assert_eq!(t1, t2, "same seed, same dropout masks");
+    assert!(
+        max_abs_diff(&t1, &t3) > 1e-3,
+        "different seed, different masks"
+    );
+    assert!(
+        max_abs_diff(&e1, &t1) > 1e-3,
+        "config dropout (0.1) is active in training"
+    );
+}
