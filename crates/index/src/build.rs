@@ -148,25 +148,40 @@ impl IndexBuilder {
             .find(|s| !s.is_empty())
             .map(|s| s.dim())
             .ok_or_else(|| IndexError::Invalid("training sample has no tokens".into()))?;
-        let flat = flatten(sample, dim, "sample document")?;
-        let n = flat.len() / dim;
+        // Token positions (document, row) instead of a flattened copy of the sample.
+        let mut pos: Vec<(u32, u32)> = Vec::new();
+        for (i, s) in sample.iter().enumerate() {
+            if s.dim() != dim {
+                return Err(IndexError::Dim {
+                    what: format!("sample document {i}"),
+                    expected: dim,
+                    found: s.dim(),
+                });
+            }
+            pos.extend((0..s.n_tokens() as u32).map(|t| (i as u32, t)));
+        }
+        let n = pos.len();
         // Held-out tokens for the codec: a seeded 5% (<= 50,000, >= 1).
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
+        pos.shuffle(&mut rng);
         let n_held = (n / 20).clamp(1, 50_000).min(n);
-        let (held, rest) = order.split_at(n_held);
-        let rest = if rest.is_empty() { held } else { rest };
-        let mut rest = rest.to_vec();
-        rest.sort_unstable();
-        let gather = |idx: &[usize]| -> Vec<f32> {
-            idx.iter()
-                .flat_map(|&i| flat[i * dim..(i + 1) * dim].iter().copied())
-                .collect()
+        let (held, rest) = pos.split_at(n_held);
+        let mut rest = if rest.is_empty() {
+            held.to_vec()
+        } else {
+            rest.to_vec()
         };
-        let heldout = gather(held);
+        rest.sort_unstable();
+        let gather = |idx: &[(u32, u32)]| -> Vec<f32> {
+            let mut out = Vec::with_capacity(idx.len() * dim);
+            for &(d, t) in idx {
+                out.extend_from_slice(sample[d as usize].row(t as usize));
+            }
+            out
+        };
+        let heldout = gather(&pos[..n_held]);
         let points = gather(&rest);
-        drop(flat);
+        drop(pos);
         let docs = cfg.expected_documents.unwrap_or(sample.len()).max(1);
         let est_tokens = (n as f64 / sample.len().max(1) as f64 * docs as f64) as usize;
         let k = cfg
