@@ -1,8 +1,10 @@
 //! Differentiable building blocks for our model files.
 //!
 //! Contract: every function here is composed of candle ops that have a backward pass
-//! (or of custom ops that implement `bwd`). candle's fused `layer_norm`, `rms_norm`,
-//! `softmax_last_dim`, `rope` and `sdpa` are never used: they silently cut gradients.
+//! (or of custom ops that implement `bwd`: on the CPU, `layer_norm`, `softmax_last`,
+//! `masked_softmax` and `gelu` run the fused kernels of [`crate::kernels`]). candle's fused
+//! `layer_norm`, `rms_norm`, `softmax_last_dim`, `rope` and `sdpa` are never used: they
+//! silently cut gradients.
 //! [`ForwardCtx`] carries the train/eval switch and the seeded RNG that dropout draws
 //! from, so a forward pass can be replayed bit for bit (GradCache) by cloning the context.
 
@@ -72,9 +74,24 @@ pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
     Ok(x.mul(&mask.to_dtype(x.dtype())?)?)
 }
 
-/// Layer normalisation over the last dimension, composed of differentiable ops.
-/// `bias` is optional (ModernBERT's norms have none).
+/// Layer normalisation over the last dimension (differentiable). `bias` is optional
+/// (ModernBERT's norms have none). On the CPU this is the fused kernel
+/// [`kernels::layer_norm`](crate::kernels::layer_norm) (one pass, fused backward);
+/// elsewhere the composed version [`layer_norm_composed`].
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return crate::kernels::layer_norm(x, weight, bias, eps);
+    }
+    layer_norm_composed(x, weight, bias, eps)
+}
+
+/// Layer normalisation composed of plain differentiable candle ops (any device).
+pub fn layer_norm_composed(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let mean = x.mean_keepdim(D::Minus1)?;
@@ -89,9 +106,29 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) 
     Ok(y.to_dtype(dtype)?)
 }
 
-/// Softmax over the last dimension (numerically stable, differentiable).
+/// Softmax over the last dimension (numerically stable, differentiable; fused kernel on
+/// the CPU). A row of all `-inf` gives zeros on the CPU (NaN with the composed op).
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return crate::kernels::softmax_last(x);
+    }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
+}
+
+/// Attention probabilities `softmax(x * scale + mask)` over the last dim, `mask` additive
+/// and broadcastable to `x` (e.g. `[b,1,1,t]` for scores `[b,h,t,t]`); differentiable
+/// w.r.t. `x` (the mask is a constant). Fused on the CPU (the mask is never materialised;
+/// fully `-inf` rows give zeros).
+pub fn masked_softmax(x: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return crate::kernels::masked_softmax(x, mask, scale);
+    }
+    let s = x.affine(scale, 0.0)?;
+    let s = match mask {
+        Some(m) => s.broadcast_add(&m.to_dtype(s.dtype())?)?,
+        None => s,
+    };
+    Ok(candle_nn::ops::softmax(&s, D::Minus1)?)
 }
 
 /// `x @ w^T (+ b)` for `x` of any rank >= 2 and `w` of shape `[out, in]`.
@@ -103,8 +140,12 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     })
 }
 
-/// Exact (erf-based) GELU, HF's `"gelu"` activation; differentiable.
+/// Exact (erf-based) GELU, HF's `"gelu"` activation; differentiable (fused kernel with a
+/// fused backward on the CPU, candle's `gelu_erf` elsewhere).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return crate::kernels::gelu(x);
+    }
     Ok(x.gelu_erf()?)
 }
 
@@ -129,7 +170,15 @@ mod tests {
         let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         for v in [&x, &w, &b] {
             let gv = g.get(v.as_tensor()).expect("gradient present");
-            assert!(gv.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+            assert!(
+                gv.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0
+            );
         }
     }
 
