@@ -12,7 +12,7 @@
 //! `padding_idx`).
 
 use crate::config::{opt_f64, opt_str, opt_usize, req_usize};
-use crate::nn::{dropout, gelu, layer_norm, linear, softmax_last, ForwardCtx};
+use crate::nn::{dropout, gelu, layer_norm, linear, masked_softmax, ForwardCtx};
 use crate::weights::get_checked;
 use crate::{Backbone, ModelError, Result};
 use candle_core::{DType, Tensor};
@@ -264,9 +264,8 @@ impl Bert {
         let q = split(layer.q.fwd(x)?)?;
         let k = split(layer.k.fwd(x)?)?;
         let v = split(layer.v.fwd(x)?)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
-        let scores = scores.broadcast_add(bias)?;
-        let probs = softmax_last(&scores)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let probs = masked_softmax(&scores, Some(bias), 1.0 / (dh as f64).sqrt())?;
         let probs = dropout(&probs, self.cfg.attention_probs_dropout_prob, ctx)?;
         let out = probs
             .matmul(&v)?

@@ -9,7 +9,7 @@
 //! backward pass; RoPE tables and masks are constants.
 
 use super::config::Activation;
-use crate::nn::{dropout, gelu, layer_norm, linear, softmax_last, ForwardCtx};
+use crate::nn::{dropout, gelu, layer_norm, linear, masked_softmax, ForwardCtx};
 use crate::Result;
 use candle_core::{DType, Device, Tensor, D};
 
@@ -169,10 +169,8 @@ impl Attention {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q
             .to_dtype(DType::F32)?
-            .matmul(&k.to_dtype(DType::F32)?.t()?.contiguous()?)?
-            .affine(scale, 0.0)?
-            .broadcast_add(&mask.bias)?;
-        let mut probs = softmax_last(&scores)?;
+            .matmul(&k.to_dtype(DType::F32)?.t()?.contiguous()?)?;
+        let mut probs = masked_softmax(&scores, Some(&mask.bias), scale)?;
         if zero_empty_rows {
             probs = probs.broadcast_mul(&mask.rows)?;
         }
