@@ -8,6 +8,12 @@ SHARED=$(realpath "${2:-../shared}")
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 COLZERO_SHARED="$SHARED"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 cargo build -q -p colzero-train --example bench_step
-R=$(cargo run -q -p colzero-train --example bench_step -- "$STEPS" | tee /dev/stderr | grep '^RESULT' | sed -E 's/.*: ([0-9.]+) samples.*/\1/')
-P=$(python bench/train/pylate_step.py "$STEPS" "$SHARED" 2>/dev/null | tee /dev/stderr | grep '^RESULT' | sed -E 's/.*: ([0-9.]+) samples.*/\1/')
+TMP=$(mktemp -d)
+cargo run -q -p colzero-train --example bench_step -- "$STEPS" > "$TMP/colzero.txt"
+cat "$TMP/colzero.txt"
+python bench/train/pylate_step.py "$STEPS" "$SHARED" 2>/dev/null > "$TMP/pylate.txt"
+cat "$TMP/pylate.txt"
+R=$(grep '^RESULT' "$TMP/colzero.txt" | sed -E 's/.*: ([0-9.]+) samples.*/\1/')
+P=$(grep '^RESULT' "$TMP/pylate.txt" | sed -E 's/.*: ([0-9.]+) samples.*/\1/')
+rm -r "$TMP"
 python -c "print(f'colzero {float($R):.2f} samples/s, pylate {float($P):.2f} samples/s, ratio {float($R)/float($P):.2f}x')"
