@@ -55,7 +55,9 @@ fn main() {
     if let Some(n) = cli.threads {
         // Both rayon (our loops) and candle's matmul thread pool read this setting.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     let ctx = cmd::Ctx { quiet: cli.quiet };
     let result = match cli.command {

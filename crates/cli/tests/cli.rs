@@ -113,7 +113,10 @@ fn encode_then_search_ranks_documents_by_maxsim() {
 fn malformed_jsonl_names_file_and_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs.jsonl");
-    write(&docs, "{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"txt\": \"oops\"}\n");
+    write(
+        &docs,
+        "{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"txt\": \"oops\"}\n",
+    );
     let out = dir.path().join("out.safetensors");
     let o = run(bin()
         .args(["encode", "--model"])
@@ -133,7 +136,11 @@ fn malformed_jsonl_names_file_and_line_and_writes_nothing() {
 fn non_utf8_input_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs.jsonl");
-    std::fs::write(&docs, b"{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"text\": \"\xff\"}\n").unwrap();
+    std::fs::write(
+        &docs,
+        b"{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"text\": \"\xff\"}\n",
+    )
+    .unwrap();
     let out = dir.path().join("out.safetensors");
     let o = run(bin()
         .args(["encode", "--model"])
@@ -151,7 +158,12 @@ fn missing_model_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
     std::fs::create_dir(&model).unwrap();
-    for f in ["config.json", "tokenizer.json", "modules.json", "config_sentence_transformers.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "config_sentence_transformers.json",
+    ] {
         std::fs::copy(tiny_model().join(f), model.join(f)).unwrap();
     }
     let docs = dir.path().join("docs.jsonl");
@@ -211,7 +223,9 @@ fn metrics_command_matches_pytrec_eval_fixture() {
     let out = dir.path().join("m.json");
     let o = run(bin()
         .args(["metrics", "--qrels"])
-        .arg(colzero_core::testing::shared_path("data/beir/scifact/qrels/test.tsv"))
+        .arg(colzero_core::testing::shared_path(
+            "data/beir/scifact/qrels/test.tsv",
+        ))
         .arg("--run")
         .arg(fx.join("scifact_bm25.trec"))
         .args(["--metrics", "ndcg@10", "--output"])
@@ -220,7 +234,9 @@ fn metrics_command_matches_pytrec_eval_fixture() {
     let got: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let want: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fx.join("scifact_expected.json")).unwrap()).unwrap();
-    let w = want["mean"]["ndcg@10"].as_f64().expect("fixture has ndcg@10");
+    let w = want["mean"]["ndcg@10"]
+        .as_f64()
+        .expect("fixture has ndcg@10");
     let g = got["ndcg@10"].as_f64().unwrap();
     assert!((g - w).abs() < 1e-6, "{g} vs {w}");
 }
@@ -253,7 +269,10 @@ fn plaid_index_build_delete_and_search_keep_ids() {
         .args(["--query", "stem cells", "-k", "5"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    let ids: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(sorted, ["d2", "d3"], "{out}");

@@ -21,7 +21,7 @@ impl MultiVector {
         if dim == 0 {
             return Err(CoreError::Shape("dimension must be > 0".into()));
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(CoreError::Shape(format!(
                 "{} values are not a whole number of rows of dimension {dim}",
                 data.len()

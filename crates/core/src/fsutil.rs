@@ -37,6 +37,14 @@ where
         .into_inner()
         .map_err(|e| CoreError::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| CoreError::io(path, e))?;
+    // tempfile creates 0600 files; outputs are ordinary files (0644), shareable like any
+    // file the user writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&*tmp_path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| CoreError::io(path, e))?;
+    }
     tmp_path
         .persist(path)
         .map_err(|e| CoreError::io(path, e.error))?;

@@ -124,7 +124,8 @@ mod tests {
     #[test]
     fn invalid_utf8_reports_line() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(b"{\"id\":\"a\"}\r\n{\"id\":\"\xff\"}\n").unwrap();
+        f.write_all(b"{\"id\":\"a\"}\r\n{\"id\":\"\xff\"}\n")
+            .unwrap();
         let r: Result<Vec<Rec>> = read_jsonl_all(f.path());
         let msg = r.unwrap_err().to_string();
         assert!(msg.contains(":2: invalid UTF-8"), "{msg}");
@@ -133,7 +134,8 @@ mod tests {
     #[test]
     fn crlf_and_blank_lines_are_fine() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(b"{\"id\":\"a\"}\r\n\r\n{\"id\":\"b\"}").unwrap();
+        f.write_all(b"{\"id\":\"a\"}\r\n\r\n{\"id\":\"b\"}")
+            .unwrap();
         let v: Vec<Rec> = read_jsonl_all(f.path()).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].id, "b");

@@ -65,10 +65,19 @@ mod tests {
 
     #[test]
     fn hit_order_breaks_ties_by_id() {
-        let mut h = vec![
-            Hit { id: "b".into(), score: 1.0 },
-            Hit { id: "a".into(), score: 1.0 },
-            Hit { id: "c".into(), score: 2.0 },
+        let mut h = [
+            Hit {
+                id: "b".into(),
+                score: 1.0,
+            },
+            Hit {
+                id: "a".into(),
+                score: 1.0,
+            },
+            Hit {
+                id: "c".into(),
+                score: 2.0,
+            },
         ];
         h.sort_by(hit_order);
         let ids: Vec<_> = h.iter().map(|h| h.id.as_str()).collect();

@@ -228,8 +228,11 @@ mod tests {
         let p = dir.path().join("e.safetensors");
         let mut w = StoreWriter::new();
         w.metadata("colzero.kind", "document");
-        w.push("d2".into(), MultiVector::new(2, vec![1.0, 2.0, 3.0, 4.0]).unwrap())
-            .unwrap();
+        w.push(
+            "d2".into(),
+            MultiVector::new(2, vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
+        )
+        .unwrap();
         w.push("d1".into(), MultiVector::empty(2)).unwrap();
         w.write(&p).unwrap();
         let s = EmbeddingStore::open(&p).unwrap();
@@ -247,7 +250,10 @@ mod tests {
         w.push("a".into(), MultiVector::new(2, vec![1.0, 2.0]).unwrap())
             .unwrap();
         assert!(w
-            .push("b".into(), MultiVector::new(3, vec![1.0, 2.0, 3.0]).unwrap())
+            .push(
+                "b".into(),
+                MultiVector::new(3, vec![1.0, 2.0, 3.0]).unwrap()
+            )
             .is_err());
         w.push("a".into(), MultiVector::new(2, vec![1.0, 2.0]).unwrap())
             .unwrap();

@@ -31,14 +31,19 @@ pub fn corpus_file(path: &Path) -> PathBuf {
 pub fn stream(path: &Path) -> Result<impl Iterator<Item = Result<(String, String)>>> {
     let file = corpus_file(path);
     let f2 = file.clone();
-    Ok(colzero_core::jsonl::read_jsonl::<RawDoc>(&file)?.map(move |r| {
-        let (line, d) = r?;
-        let id = match d.id {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
-            other => anyhow::bail!("{}:{line}: id must be a string or number, found {other}", f2.display()),
-        };
-        let text = colzero_eval::document_text(d.title.as_deref().unwrap_or(""), &d.text);
-        Ok((id, text))
-    }))
+    Ok(
+        colzero_core::jsonl::read_jsonl::<RawDoc>(&file)?.map(move |r| {
+            let (line, d) = r?;
+            let id = match d.id {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                other => anyhow::bail!(
+                    "{}:{line}: id must be a string or number, found {other}",
+                    f2.display()
+                ),
+            };
+            let text = colzero_eval::document_text(d.title.as_deref().unwrap_or(""), &d.text);
+            Ok((id, text))
+        }),
+    )
 }

@@ -96,12 +96,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let hits = searcher.search_batch(&q_embs, args.top_k)?;
     let qps = q_embs.len() as f64 / t3.elapsed().as_secs_f64().max(1e-9);
     let t_search = t3.elapsed().as_secs_f64();
-    let mut run: Run = ds
-        .queries
-        .iter()
-        .map(|q| q.id.clone())
-        .zip(hits)
-        .collect();
+    let mut run: Run = ds.queries.iter().map(|q| q.id.clone()).zip(hits).collect();
     apply_policies(&mut run, &policies);
     let report = evaluate(&ds.qrels, &run, &metrics, &EvalOptions::default())?;
 

@@ -111,7 +111,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             };
             let t0 = Instant::now();
             let index = build(&source, &out, &cfg, ctx)?;
-            eprintln!("built {} in {:.1}s", out.display(), t0.elapsed().as_secs_f64());
+            eprintln!(
+                "built {} in {:.1}s",
+                out.display(),
+                t0.elapsed().as_secs_f64()
+            );
             println!("{}", index.info());
         }
         Action::Add { source, index } => {
@@ -129,7 +133,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             if let Some(f) = ids_file {
                 let text = std::fs::read_to_string(&f)
                     .with_context(|| format!("reading {}", f.display()))?;
-                ids.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from));
+                ids.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from),
+                );
             }
             if ids.is_empty() {
                 bail!("give the ids to delete with --ids or --ids-file");
@@ -173,7 +182,10 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
             (n, s)
         }
         (Some(m), None) => {
-            let corpus = source.corpus.as_ref().expect("clap requires --corpus with --model");
+            let corpus = source
+                .corpus
+                .as_ref()
+                .expect("clap requires --corpus with --model");
             let mut n = 0usize;
             for r in corpus::stream(corpus)? {
                 r?;
@@ -188,7 +200,10 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
                     next.next();
                 }
             }
-            (n, m.encode(&texts, InputKind::Document, &source.encoder, ctx)?)
+            (
+                n,
+                m.encode(&texts, InputKind::Document, &source.encoder, ctx)?,
+            )
         }
         (None, None) => bail!("give --model and --corpus, or --embeddings"),
     };

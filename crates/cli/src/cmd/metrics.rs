@@ -7,8 +7,8 @@
 use super::Ctx;
 use anyhow::{Context, Result};
 use colzero_eval::{
-    apply_policies, evaluate, format_table, read_run, EvalOptions, Metric, MissingQueries,
-    Policy, Qrels,
+    apply_policies, evaluate, format_table, read_run, EvalOptions, Metric, MissingQueries, Policy,
+    Qrels,
 };
 use std::path::PathBuf;
 

@@ -49,7 +49,10 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let (ids, texts): (Vec<String>, Vec<String>) = match (&args.query, &args.queries) {
         (Some(q), None) => (vec!["query".to_string()], vec![q.clone()]),
-        (None, Some(p)) => read_id_texts(p)?.into_iter().map(|r| (r.id, r.text)).unzip(),
+        (None, Some(p)) => read_id_texts(p)?
+            .into_iter()
+            .map(|r| (r.id, r.text))
+            .unzip(),
         _ => bail!("give either --query TEXT or --queries FILE.jsonl"),
     };
     let (index, source) = match (&args.index, &args.embeddings) {
