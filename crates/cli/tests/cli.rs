@@ -19,6 +19,17 @@ fn run(c: &mut Command) -> Output {
     c.output().expect("colzero runs")
 }
 
+/// Runs `colzero encode` on `input` with `model`, writing `out`.
+fn encode(model: impl AsRef<Path>, input: &Path, kind: &str, out: &Path) -> Output {
+    run(bin()
+        .args(["encode", "--model"])
+        .arg(model.as_ref())
+        .arg("--input")
+        .arg(input)
+        .args(["--kind", kind, "--output"])
+        .arg(out))
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -47,13 +58,7 @@ fn encode_then_search_ranks_documents_by_maxsim() {
     let docs = dir.path().join("docs.jsonl");
     write(&docs, DOCS);
     let emb = dir.path().join("docs.safetensors");
-    let o = run(bin()
-        .args(["encode", "--model"])
-        .arg(tiny_model())
-        .arg("--input")
-        .arg(&docs)
-        .args(["--kind", "document", "--output"])
-        .arg(&emb));
+    let o = encode(tiny_model(), &docs, "document", &emb);
     assert!(o.status.success(), "{}", stderr(&o));
     let store = colzero_core::EmbeddingStore::open(&emb).unwrap();
     assert_eq!(store.ids(), ["d1", "d2", "d3"]);
@@ -63,13 +68,7 @@ fn encode_then_search_ranks_documents_by_maxsim() {
     let queries = dir.path().join("q.jsonl");
     write(&queries, "{\"id\": \"q1\", \"text\": \"stem cells\"}\n");
     let qemb = dir.path().join("q.safetensors");
-    let o = run(bin()
-        .args(["encode", "--model"])
-        .arg(tiny_model())
-        .arg("--input")
-        .arg(&queries)
-        .args(["--kind", "query", "--output"])
-        .arg(&qemb));
+    let o = encode(tiny_model(), &queries, "query", &qemb);
     assert!(o.status.success(), "{}", stderr(&o));
     let q = colzero_core::EmbeddingStore::open(&qemb)
         .unwrap()
@@ -118,13 +117,7 @@ fn malformed_jsonl_names_file_and_line_and_writes_nothing() {
         "{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"txt\": \"oops\"}\n",
     );
     let out = dir.path().join("out.safetensors");
-    let o = run(bin()
-        .args(["encode", "--model"])
-        .arg(tiny_model())
-        .arg("--input")
-        .arg(&docs)
-        .args(["--kind", "document", "--output"])
-        .arg(&out));
+    let o = encode(tiny_model(), &docs, "document", &out);
     assert_clean_failure(&o, &[&format!("{}:2:", docs.display()), "text"]);
     assert!(!out.exists());
     // No temp file left behind either.
@@ -142,13 +135,7 @@ fn non_utf8_input_names_the_line() {
     )
     .unwrap();
     let out = dir.path().join("out.safetensors");
-    let o = run(bin()
-        .args(["encode", "--model"])
-        .arg(tiny_model())
-        .arg("--input")
-        .arg(&docs)
-        .args(["--kind", "document", "--output"])
-        .arg(&out));
+    let o = encode(tiny_model(), &docs, "document", &out);
     assert_clean_failure(&o, &[":2: invalid UTF-8"]);
     assert!(!out.exists());
 }
@@ -169,13 +156,7 @@ fn missing_model_file_is_named() {
     let docs = dir.path().join("docs.jsonl");
     write(&docs, DOCS);
     let out = dir.path().join("out.safetensors");
-    let o = run(bin()
-        .args(["encode", "--model"])
-        .arg(&model)
-        .arg("--input")
-        .arg(&docs)
-        .args(["--kind", "document", "--output"])
-        .arg(&out));
+    let o = encode(&model, &docs, "document", &out);
     assert_clean_failure(&o, &["model.safetensors"]);
     assert!(!out.exists());
 }
@@ -205,13 +186,7 @@ fn wrong_tensor_shape_is_named_with_both_shapes() {
     let docs = dir.path().join("docs.jsonl");
     write(&docs, DOCS);
     let out = dir.path().join("out.safetensors");
-    let o = run(bin()
-        .args(["encode", "--model"])
-        .arg(&model)
-        .arg("--input")
-        .arg(&docs)
-        .args(["--kind", "document", "--output"])
-        .arg(&out));
+    let o = encode(&model, &docs, "document", &out);
     assert_clean_failure(&o, &["linear.weight", "[7, 5]"]);
     assert!(!out.exists());
 }
