@@ -77,65 +77,59 @@ impl Source {
     }
 }
 
-/// Indexes the non-blank lines of `path`: `(byte offset, 1-based line)`.
-fn index_lines(path: &Path) -> Result<Vec<(u64, u32)>> {
+/// Calls `f(byte offset, 1-based line, bytes)` for every non-blank line of `path`.
+fn scan_lines(path: &Path, mut f: impl FnMut(u64, u32, &[u8]) -> Result<()>) -> Result<()> {
     let io = |e: std::io::Error| TrainError::Core(colzero_core::CoreError::io(path, e));
-    let f = File::open(path).map_err(io)?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let mut rows = Vec::new();
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
     let (mut off, mut line) = (0u64, 0u32);
     let mut buf = Vec::new();
     loop {
         buf.clear();
         let n = r.read_until(b'\n', &mut buf).map_err(io)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         line += 1;
         if !buf.iter().all(|b| b.is_ascii_whitespace()) {
-            rows.push((off, line));
+            f(off, line, &buf)?;
         }
         off += n as u64;
     }
+}
+
+/// Indexes the non-blank lines of `path`: `(byte offset, 1-based line)`.
+fn index_lines(path: &Path) -> Result<Vec<(u64, u32)>> {
+    let mut rows = Vec::new();
+    scan_lines(path, |off, line, _| {
+        rows.push((off, line));
+        Ok(())
+    })?;
     Ok(rows)
 }
 
 /// Indexes a JSONL file grouping rows by their optional `source` field.
 #[allow(clippy::type_complexity)]
 fn index_by_source(path: &Path) -> Result<Vec<(String, Vec<(u64, u32)>)>> {
-    let io = |e: std::io::Error| TrainError::Core(colzero_core::CoreError::io(path, e));
-    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
     let mut by: Vec<(String, Vec<(u64, u32)>)> = Vec::new();
     let mut slot: HashMap<String, usize> = HashMap::new();
-    let (mut off, mut line) = (0u64, 0u32);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = r.read_until(b'\n', &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        if !buf.iter().all(|b| b.is_ascii_whitespace()) {
-            let key = if buf.windows(8).any(|w| w == b"\"source\"") {
-                let sf: SourceField =
-                    serde_json::from_slice(&buf).map_err(|e| TrainError::Data {
-                        path: path.to_path_buf(),
-                        line: line as usize,
-                        reason: format!("invalid JSON: {e}"),
-                    })?;
-                sf.source.unwrap_or_else(|| "default".into())
-            } else {
-                "default".to_string()
-            };
-            let k = *slot.entry(key.clone()).or_insert_with(|| {
-                by.push((key, Vec::new()));
-                by.len() - 1
-            });
-            by[k].1.push((off, line));
-        }
-        off += n as u64;
-    }
+    scan_lines(path, |off, line, buf| {
+        let key = if buf.windows(8).any(|w| w == b"\"source\"") {
+            let sf: SourceField = serde_json::from_slice(buf).map_err(|e| TrainError::Data {
+                path: path.to_path_buf(),
+                line: line as usize,
+                reason: format!("invalid JSON: {e}"),
+            })?;
+            sf.source.unwrap_or_else(|| "default".into())
+        } else {
+            "default".to_string()
+        };
+        let k = *slot.entry(key.clone()).or_insert_with(|| {
+            by.push((key, Vec::new()));
+            by.len() - 1
+        });
+        by[k].1.push((off, line));
+        Ok(())
+    })?;
     Ok(by)
 }
 
