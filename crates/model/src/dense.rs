@@ -2,7 +2,7 @@
 //!
 //! Contract: [`DenseEncoder::load`] reads the backbone, `tokenizer.json` (its own
 //! padding/truncation replaced by truncation at `sentence_bert_config.json`
-//! `max_seq_length`, default 512), and the pooling mode from the `Pooling` module's
+//! `max_seq_length` unless `LoadOptions::document_length` overrides it, default 512), and the pooling mode from the `Pooling` module's
 //! `config.json` listed in `modules.json` (`pooling_mode_cls_token` → CLS, otherwise mean
 //! over attended tokens; no Pooling module → mean). Texts are stripped (and lower-cased
 //! with `do_lower_case`) like sentence-transformers does; outputs are L2-normalised.
@@ -93,9 +93,11 @@ impl DenseEncoder {
         let pooling = read_pooling(dir)?;
         let sb = dir.join("sentence_bert_config.json");
         let sbv = read_json_opt(&sb)?.unwrap_or(serde_json::Value::Null);
-        let max_len = opt_usize(&sbv, "max_seq_length", &sb)?
-            .or(opts.document_length)
-            .unwrap_or(512);
+        // An explicit override (`--document-length`) beats the checkpoint's setting.
+        let max_len = match opts.document_length {
+            Some(n) => n,
+            None => opt_usize(&sbv, "max_seq_length", &sb)?.unwrap_or(512),
+        };
         let do_lower_case = opt_bool(&sbv, "do_lower_case", &sb)?.unwrap_or(false);
         let tokenizer = with_truncation(&read_tokenizer(dir)?, max_len)?;
         let pad_id = special_token(dir, "pad_token")?
