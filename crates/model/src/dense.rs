@@ -2,7 +2,8 @@
 //!
 //! Contract: [`DenseEncoder::load`] reads the backbone, `tokenizer.json` (its own
 //! padding/truncation replaced by truncation at `sentence_bert_config.json`
-//! `max_seq_length` unless `LoadOptions::document_length` overrides it, default 512), and the pooling mode from the `Pooling` module's
+//! `max_seq_length` unless `LoadOptions::document_length` overrides it, default 512),
+//! and the pooling mode from the `Pooling` module's
 //! `config.json` listed in `modules.json` (`pooling_mode_cls_token` → CLS, otherwise mean
 //! over attended tokens; no Pooling module → mean). Texts are stripped (and lower-cased
 //! with `do_lower_case`) like sentence-transformers does; outputs are L2-normalised.
