@@ -7,7 +7,7 @@
 //! `clip_grad_norm_` and HF's LR schedules; [`data`] streams multi-source pairs/triplets
 //! and PyLate KD data with a resumable seeded sampler; [`config`] is the stage TOML;
 //! [`trainer::run_stage`] runs a stage with checkpoints, resume, evaluation, metrics, plot
-//! and a PyLate-layout final checkpoint.
+//! and a PyLate-layout final checkpoint; [`recipe`] is the multi-stage pipeline recipe.
 //!
 //! ```no_run
 //! # fn main() -> colzero_train::Result<()> {
@@ -26,6 +26,7 @@ pub mod evalhook;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod recipe;
 pub mod schedule;
 pub mod scores;
 pub mod step;
@@ -35,6 +36,7 @@ pub use config::{default_config_toml, StageConfig};
 pub use error::{Result, TrainError};
 pub use loss::{Contrastive, Distillation, Temperature};
 pub use metrics::Summary;
+pub use recipe::Recipe;
 pub use scores::MaskMode;
 pub use trainer::run_stage;
 
