@@ -7,9 +7,9 @@ STEPS=${1:-3}
 SHARED=$(realpath "${2:-../shared}")
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 COLZERO_SHARED="$SHARED"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-cargo build -q -p colzero-train --example bench_step
+cargo build -q --release -p colzero-train --example bench_step
 TMP=$(mktemp -d)
-cargo run -q -p colzero-train --example bench_step -- "$STEPS" > "$TMP/colzero.txt"
+cargo run -q --release -p colzero-train --example bench_step -- "$STEPS" > "$TMP/colzero.txt"
 cat "$TMP/colzero.txt"
 python bench/train/pylate_step.py "$STEPS" "$SHARED" 2>/dev/null > "$TMP/pylate.txt"
 cat "$TMP/pylate.txt"

@@ -3,18 +3,23 @@
 //! Contract: encodes the corpus (`f"{title} {text}".strip()`) and the split's queries,
 //! ranks every document by exact MaxSim (dense: dot product) keeping the top `--top-k`,
 //! applies the policies, prints a metrics table. With `--index`, documents are not
-//! encoded: queries are searched through the PLAID index instead. It then and writes OUT_DIR/metrics.json (keys
-//! such as "ndcg@10"), OUT_DIR/run.trec and OUT_DIR/eval.json (settings and wall times).
+//! encoded: queries are searched through the PLAID index instead. With `--embeddings
+//! FILE`, documents are not encoded either: their multi-vectors come from a store written
+//! earlier (`--save-embeddings` or `colzero encode`), which must hold every corpus id.
+//! It then writes OUT_DIR/metrics.json (keys such as "ndcg@10"), OUT_DIR/run.trec and
+//! OUT_DIR/eval.json (settings and wall times); with `--save-embeddings`, also
+//! OUT_DIR/documents.safetensors and OUT_DIR/queries.safetensors (reusable by
+//! `colzero index build --embeddings`).
 
 use super::{AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
 use anyhow::{Context, Result};
-use colzero_core::{fsutil, Run};
+use colzero_core::{fsutil, EmbeddingStore, MultiVector, Run, StoreWriter};
 use colzero_eval::{
     apply_policies, evaluate, format_table, write_run, BeirDataset, EvalOptions, Metric, Policy,
 };
 use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Options of `colzero eval`.
@@ -48,6 +53,12 @@ pub struct Args {
     /// instead of encoding the corpus and searching exactly.
     #[arg(long)]
     pub index: Option<PathBuf>,
+    /// Take document multi-vectors from this store instead of encoding the corpus.
+    #[arg(long, conflicts_with = "index")]
+    pub embeddings: Option<PathBuf>,
+    /// Also write the document and query multi-vectors to OUT_DIR/{documents,queries}.safetensors.
+    #[arg(long)]
+    pub save_embeddings: bool,
     #[command(flatten)]
     pub plaid: PlaidArgs,
     #[command(flatten)]
@@ -78,11 +89,25 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             (Searcher::Plaid(Box::new(idx), args.plaid.params()), n)
         }
         None => {
-            let doc_texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
-            let doc_embs = model.encode(&doc_texts, InputKind::Document, &args.encoder, ctx)?;
+            let doc_embs = match &args.embeddings {
+                Some(path) => load_documents(path, &ds)?,
+                None => {
+                    let texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
+                    model.encode(&texts, InputKind::Document, &args.encoder, ctx)?
+                }
+            };
             let n: usize = doc_embs.iter().map(|e| e.n_tokens()).sum();
             let ids = ds.corpus.iter().map(|d| d.id.clone());
-            let idx = ExactIndex::from_embeddings(ids.zip(doc_embs).collect())?;
+            let docs: Vec<(String, MultiVector)> = ids.zip(doc_embs).collect();
+            if args.save_embeddings && args.embeddings.is_none() {
+                save_store(
+                    &args.output.join("documents.safetensors"),
+                    &docs,
+                    "document",
+                    &args,
+                )?;
+            }
+            let idx = ExactIndex::from_embeddings(docs)?;
             (Searcher::Exact(idx), n)
         }
     };
@@ -91,6 +116,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let q_texts: Vec<String> = ds.queries.iter().map(|q| q.text.clone()).collect();
     let q_embs = model.encode(&q_texts, InputKind::Query, &args.encoder, ctx)?;
     let t_queries = t2.elapsed().as_secs_f64();
+    if args.save_embeddings {
+        let ids = ds.queries.iter().map(|q| q.id.clone());
+        let queries: Vec<(String, MultiVector)> = ids.zip(q_embs.iter().cloned()).collect();
+        save_store(
+            &args.output.join("queries.safetensors"),
+            &queries,
+            "query",
+            &args,
+        )?;
+    }
 
     let t3 = Instant::now();
     let hits = searcher.search_batch(&q_embs, args.top_k)?;
@@ -146,5 +181,38 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         "documents {t_docs:.1}s, encode queries {t_queries:.1}s, search {t_search:.2}s ({qps:.1} queries/s); wrote {}",
         args.output.display()
     );
+    Ok(())
+}
+
+/// The corpus's document multi-vectors, in corpus order, from a store written earlier.
+fn load_documents(path: &Path, ds: &BeirDataset) -> Result<Vec<MultiVector>> {
+    let store = EmbeddingStore::open(path)?;
+    let mut by_id: std::collections::HashMap<String, MultiVector> =
+        store.load_all()?.into_iter().collect();
+    ds.corpus
+        .iter()
+        .map(|d| {
+            by_id.remove(&d.id).with_context(|| {
+                format!(
+                    "{}: no embedding for corpus document {:?}",
+                    path.display(),
+                    d.id
+                )
+            })
+        })
+        .collect()
+}
+
+/// Writes `(id, multi-vector)` pairs as an embedding store (atomically).
+fn save_store(path: &Path, items: &[(String, MultiVector)], kind: &str, args: &Args) -> Result<()> {
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let mut w = StoreWriter::new();
+    w.metadata("colzero.kind", kind);
+    w.metadata("colzero.model", &args.model.display().to_string());
+    for (id, mv) in items {
+        w.push(id.clone(), mv.clone())?;
+    }
+    w.write(path)?;
     Ok(())
 }
