@@ -19,6 +19,8 @@ pub struct ForwardCtx {
     /// Apply dropout (training) or not (inference).
     pub train: bool,
     rng: ChaCha8Rng,
+    /// When set, every dropout layer uses this rate instead of the checkpoint's.
+    rate_override: Option<f32>,
 }
 
 impl ForwardCtx {
@@ -27,6 +29,7 @@ impl ForwardCtx {
         Self {
             train: false,
             rng: ChaCha8Rng::seed_from_u64(0),
+            rate_override: None,
         }
     }
 
@@ -35,12 +38,23 @@ impl ForwardCtx {
         Self {
             train: true,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            rate_override: None,
         }
+    }
+
+    /// Uses `rate` for every dropout layer (None: the rates from the model's config).
+    pub fn with_dropout_rate(mut self, rate: Option<f32>) -> Self {
+        self.rate_override = rate;
+        self
     }
 
     /// Training context from an existing RNG state (for checkpoint resume).
     pub fn from_rng(train: bool, rng: ChaCha8Rng) -> Self {
-        Self { train, rng }
+        Self {
+            train,
+            rng,
+            rate_override: None,
+        }
     }
 
     /// The RNG state (cloneable, serialisable through its seed+word position).
@@ -65,8 +79,10 @@ impl ForwardCtx {
     }
 }
 
-/// Dropout with rate `p` (identity when `ctx.train` is false or `p == 0`).
+/// Dropout with rate `p`, or the context's override (identity when `ctx.train` is false
+/// or the rate is 0).
 pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
+    let p = ctx.rate_override.unwrap_or(p);
     if !ctx.train || p <= 0.0 {
         return Ok(x.clone());
     }
@@ -194,5 +210,25 @@ mod tests {
         assert!(va.contains(&0.0) && va.contains(&2.0));
         let e = dropout(&x, 0.5, &mut ForwardCtx::eval()).unwrap();
         assert_eq!(e.sum_all().unwrap().to_scalar::<f32>().unwrap(), 32.0);
+    }
+
+    #[test]
+    fn dropout_rate_override_replaces_the_config_rate() {
+        let x = Tensor::ones((64, 64), DType::F32, &Device::Cpu).unwrap();
+        // Override 0: no dropout at all even though the layer asks for 0.5.
+        let mut off = ForwardCtx::train(7).with_dropout_rate(Some(0.0));
+        let y = dropout(&x, 0.5, &mut off).unwrap();
+        assert_eq!(y.sum_all().unwrap().to_scalar::<f32>().unwrap(), 4096.0);
+        // Override 0.75: kept values are scaled by 4, about a quarter survive.
+        let mut hi = ForwardCtx::train(7).with_dropout_rate(Some(0.75));
+        let v: Vec<f32> = dropout(&x, 0.1, &mut hi)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(v.iter().all(|e| *e == 0.0 || *e == 4.0));
+        let kept = v.iter().filter(|e| **e == 4.0).count() as f64 / 4096.0;
+        assert!((kept - 0.25).abs() < 0.03, "kept fraction {kept}");
     }
 }

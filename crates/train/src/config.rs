@@ -166,6 +166,9 @@ pub struct TrainSection {
     pub on_nonfinite: String,
     /// Apply dropout while training (rates from the checkpoint's config.json).
     pub dropout: bool,
+    /// Override every dropout rate of the backbone while training (unset: the rates in
+    /// the checkpoint's config.json, e.g. BERT's 0.1, ModernBERT's 0.0).
+    pub dropout_rate: Option<f64>,
     /// Show the progress bar.
     pub progress: bool,
     /// End this invocation after this many total steps, as if interrupted (0 = run to
@@ -185,6 +188,7 @@ impl Default for TrainSection {
             keep_checkpoints: 2,
             on_nonfinite: "stop".into(),
             dropout: true,
+            dropout_rate: None,
             progress: true,
             stop_after_steps: 0,
         }
@@ -316,6 +320,11 @@ impl StageConfig {
                     self.loss.kind
                 ),
             );
+        }
+        if let Some(r) = self.train.dropout_rate {
+            if !(0.0..1.0).contains(&r) {
+                return bad("train.dropout_rate", format!("{r}: must be in [0, 1)"));
+            }
         }
         if self.loss.temperature.is_nan() || self.loss.temperature <= 0.0 {
             return bad("loss.temperature", "must be > 0".into());

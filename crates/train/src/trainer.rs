@@ -188,7 +188,8 @@ pub fn run_stage(cfg: &StageConfig, out: &Path, resume: bool) -> Result<Summary>
             metrics::truncate_log(&metrics_path, st.step)?;
             (
                 opt,
-                ForwardCtx::from_rng(cfg.train.dropout, rng),
+                ForwardCtx::from_rng(cfg.train.dropout, rng)
+                    .with_dropout_rate(cfg.train.dropout_rate.map(|r| r as f32)),
                 st.step,
                 st.losses,
                 st.skipped,
@@ -199,7 +200,8 @@ pub fn run_stage(cfg: &StageConfig, out: &Path, resume: bool) -> Result<Summary>
                 std::fs::remove_file(&metrics_path)
                     .map_err(|e| colzero_core::CoreError::io(&metrics_path, e))?;
             }
-            let mut ctx = ForwardCtx::train(cfg.train.seed);
+            let mut ctx = ForwardCtx::train(cfg.train.seed)
+                .with_dropout_rate(cfg.train.dropout_rate.map(|r| r as f32));
             ctx.train = cfg.train.dropout;
             (
                 AdamW::new(&params, cfg.optim.adamw.clone()),
