@@ -6,6 +6,7 @@
 //! the work is done by the library crates.
 
 mod cmd;
+mod pipeline;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,10 @@ enum Command {
     Index(cmd::index::Args),
     /// Prepare training data: unsupervised pairs, mined hard negatives, KD teacher scores.
     Data(cmd::data::Args),
+    /// Run a whole recipe: data preparation, training stages, evaluation, report.
+    Pipeline(cmd::pipeline::Args),
+    /// Run several recipes and write one paper-style comparison table.
+    Ablate(cmd::ablate::Args),
 }
 
 fn main() {
@@ -69,6 +74,8 @@ fn main() {
         Command::Train(a) => cmd::train::run(a, &ctx),
         Command::Index(a) => cmd::index::run(a, &ctx),
         Command::Data(a) => cmd::data::run(a, &ctx),
+        Command::Pipeline(a) => cmd::pipeline::run(a, &ctx),
+        Command::Ablate(a) => cmd::ablate::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

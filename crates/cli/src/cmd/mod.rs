@@ -3,6 +3,7 @@
 //! Contract: `Args` structs are clap-derived and documented (their docs are the `--help`
 //! text); `run(args, ctx)` does the work by calling library crates.
 
+pub mod ablate;
 pub mod convert;
 pub mod corpus;
 pub mod data;
@@ -10,6 +11,7 @@ pub mod encode;
 pub mod eval;
 pub mod index;
 pub mod metrics;
+pub mod pipeline;
 pub mod search;
 pub mod train;
 
