@@ -48,8 +48,8 @@ impl std::fmt::Display for Misalignment {
 /// The paper's finding, quoted in every warning and refusal.
 pub const FINDING: &str = "ColBERT-Zero (LightOn 2026, sec. 3.2) found that prompts must match \
 across stages: adding prompts to a model pre-trained without them, or removing them from one \
-pre-trained with them, lowers BEIR nDCG@10 (ColBERT-Zero 55.43 with prompts vs 54.61 without); \
-its prompt and length changes are made together in every stage (+7 tokens for the prompts)";
+pre-trained with them, lowers BEIR nDCG@10 (ColBERT-Zero 55.43 with prompts, 54.61 without); \
+lengths grow with the prompts (+7 tokens each) so the text budget stays the same";
 
 fn checkpoint_settings(dir: &Path, dense: bool) -> Tokenization {
     let st: Value = std::fs::read_to_string(dir.join("config_sentence_transformers.json"))
@@ -154,4 +154,57 @@ pub fn check(recipe: &Recipe) -> (Vec<Tokenization>, Vec<Misalignment>) {
         eff.push(t);
     }
     (eff, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn recipe(stage2_model: &str, allow: &str) -> Recipe {
+        let text = format!(
+            "name = \"t\"\n[[stage]]\nname = \"a\"\n[stage.model]\ninit = \"dense\"\n\
+             path = \"/nonexistent\"\nquery_prompt = \"search_query: \"\nquery_length = 36\n\
+             [stage.data]\npath = \"d\"\n[[stage]]\nname = \"b\"\n{allow}[stage.model]\n\
+             init = \"previous\"\n{stage2_model}[stage.data]\npath = \"d\"\n\
+             [[stage]]\nname = \"c\"\n[stage.model]\ninit = \"colbert\"\npath = \"@a\"\n\
+             [stage.data]\npath = \"d\"\n"
+        );
+        Recipe::from_toml_str(&text, Path::new("/r.toml")).unwrap()
+    }
+
+    #[test]
+    fn inherited_settings_are_aligned() {
+        let (eff, mis) = check(&recipe("", ""));
+        assert!(mis.is_empty(), "{mis:?}");
+        // a dense model without config_sentence_transformers.json: PyLate's 32 / 180
+        assert_eq!(eff[0].query_length, 36);
+        assert_eq!(eff[0].document_length, 180);
+        assert_eq!(eff[0].document_prompt, "");
+        assert_eq!(eff[1], eff[0]);
+        assert_eq!(eff[2], eff[0]);
+    }
+
+    #[test]
+    fn dropped_prompt_and_longer_documents_are_reported() {
+        let (_, mis) = check(&recipe("query_prompt = \"\"\ndocument_length = 519\n", ""));
+        let fields: Vec<(&str, bool)> = mis.iter().map(|m| (m.field, m.allowed)).collect();
+        assert_eq!(
+            fields,
+            [("query_prompt", false), ("document_length", false)]
+        );
+        assert_eq!(mis[0].before, "\"search_query: \"");
+        assert_eq!(mis[0].after, "no prompt");
+        assert_eq!(mis[0].from_stage, "a");
+        assert_eq!(
+            mis[1].to_string(),
+            "stage `b` changes document_length from 180 (stage `a`) to 519"
+        );
+        let (_, mis) = check(&recipe(
+            "document_length = 519\n",
+            "allow_misaligned = [\"document_length\"]\n",
+        ));
+        assert_eq!(mis.len(), 1);
+        assert!(mis[0].allowed);
+    }
 }

@@ -295,3 +295,81 @@ pub fn run(step: &PlannedStep, data_dir: &Path, rerun_changed: bool, ctx: &Ctx) 
     .write(&marker_path)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(prepare: &str) -> Recipe {
+        let text = format!(
+            "name = \"t\"\n{prepare}\n[[stage]]\nname = \"s\"\n[stage.model]\ninit = \"dense\"\n\
+             path = \"m\"\n[stage.data]\npath = \"d\"\n"
+        );
+        Recipe::from_toml_str(&text, Path::new("/r/x.toml")).unwrap()
+    }
+
+    #[test]
+    fn options_become_flags_and_arrays_fan_out() {
+        let r = recipe(
+            "[[prepare]]\nname = \"m\"\nkind = \"mine\"\ndataset = [\"a/sf\", \"/b/nf\"]\n\
+             skip_top = 2\nallow_test_split = true\nstem = false\n\
+             [[prepare]]\nname = \"t\"\nkind = \"teacher\"\ntriplets = \"@m\"\nmodel = \"mm\"\n",
+        );
+        let p = plan(&r, Path::new("/data")).unwrap();
+        assert_eq!(p[0].invocations.len(), 2);
+        assert_eq!(
+            p[0].invocations[0].argv,
+            [
+                "mine",
+                "--dataset",
+                "/r/a/sf",
+                "--allow-test-split",
+                "--skip-top",
+                "2"
+            ]
+        );
+        assert_eq!(p[0].invocations[1].out, "nf.jsonl");
+        assert_eq!(p[1].deps, ["m"]);
+        assert_eq!(p[1].concat.as_deref(), Some(Path::new("/data/m")));
+        assert_eq!(
+            p[1].invocations[0].argv,
+            [
+                "teacher",
+                "--model",
+                "/r/mm",
+                "--triplets",
+                "/data/.t.triplets.jsonl"
+            ]
+        );
+        assert!(needs(&p, Path::new("@t"), "m"));
+        assert!(!needs(&p, Path::new("@m"), "t"));
+        assert!(!needs(&p, Path::new("plain"), "m"));
+        // the teacher's hash follows the step it reads
+        let r2 = recipe(
+            "[[prepare]]\nname = \"m\"\nkind = \"mine\"\ndataset = [\"a/sf\", \"/b/nf\"]\n\
+             skip_top = 3\nallow_test_split = true\nstem = false\n\
+             [[prepare]]\nname = \"t\"\nkind = \"teacher\"\ntriplets = \"@m\"\nmodel = \"mm\"\n",
+        );
+        let p2 = plan(&r2, Path::new("/data")).unwrap();
+        assert_ne!(p[1].hash, p2[1].hash);
+    }
+
+    #[test]
+    fn unknown_options_fail_naming_the_step() {
+        let r =
+            recipe("[[prepare]]\nname = \"m\"\nkind = \"mine\"\ndataset = \"a\"\nnegativs = 2\n");
+        let e = format!("{:#}", plan(&r, Path::new("/data")).err().unwrap());
+        assert!(
+            e.contains("prepare step `m`") && e.contains("--negativs"),
+            "{e}"
+        );
+        let r = recipe("[[prepare]]\nname = \"p\"\nkind = \"pairs\"\nseed = 1\n");
+        let e = format!("{:#}", plan(&r, Path::new("/data")).err().unwrap());
+        assert!(e.contains("`corpus` is required"), "{e}");
+        let r = recipe(
+            "[[prepare]]\nname = \"t\"\nkind = \"teacher\"\ntriplets = \"@later\"\nmodel = \"m\"\n",
+        );
+        let e = format!("{:#}", plan(&r, Path::new("/data")).err().unwrap());
+        assert!(e.contains("no earlier prepare step `later`"), "{e}");
+    }
+}
