@@ -256,3 +256,91 @@ fn plaid_index_build_delete_and_search_keep_ids() {
     assert_eq!(info["num_documents"], 2);
     assert_eq!(info["num_deleted"], 1);
 }
+
+/// A three-document BEIR directory with two judged test queries.
+fn tiny_beir(dir: &Path) -> PathBuf {
+    let ds = dir.join("beir");
+    std::fs::create_dir_all(ds.join("qrels")).unwrap();
+    write(
+        &ds.join("corpus.jsonl"),
+        r#"{"_id": "d1", "title": "Stem cells", "text": "Stem cells can become many kinds of cells."}
+{"_id": "d2", "title": "", "text": "The stock market fell sharply on Monday."}
+{"_id": "d3", "title": "Vitamin D", "text": "Vitamin D deficiency is linked to bone loss."}
+"#,
+    );
+    write(
+        &ds.join("queries.jsonl"),
+        r#"{"_id": "q1", "text": "what can stem cells become"}
+{"_id": "q2", "text": "vitamin d and bones"}
+"#,
+    );
+    write(
+        &ds.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n",
+    );
+    ds
+}
+
+#[test]
+fn eval_saved_embeddings_reproduce_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = tiny_beir(dir.path());
+    let first = dir.path().join("first");
+    let o = run(bin()
+        .args(["eval", "--model"])
+        .arg(tiny_model())
+        .arg("--dataset")
+        .arg(&ds)
+        .arg("--output")
+        .arg(&first)
+        .arg("--save-embeddings"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let docs = colzero_core::EmbeddingStore::open(&first.join("documents.safetensors")).unwrap();
+    let mut ids = docs.ids().to_vec();
+    ids.sort();
+    assert_eq!(ids, ["d1", "d2", "d3"]);
+    let queries = colzero_core::EmbeddingStore::open(&first.join("queries.safetensors")).unwrap();
+    assert_eq!(queries.len(), 2);
+
+    // Re-evaluating from the stored documents gives the identical run and metrics.
+    let second = dir.path().join("second");
+    let o = run(bin()
+        .args(["eval", "--model"])
+        .arg(tiny_model())
+        .arg("--dataset")
+        .arg(&ds)
+        .arg("--output")
+        .arg(&second)
+        .arg("--embeddings")
+        .arg(first.join("documents.safetensors")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = std::fs::read_to_string(first.join("run.trec")).unwrap();
+    let b = std::fs::read_to_string(second.join("run.trec")).unwrap();
+    assert_eq!(a.lines().count(), 6, "{a}");
+    assert_eq!(a, b);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.join("metrics.json")).unwrap()).unwrap();
+    let ndcg = m["ndcg@10"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ndcg) && ndcg > 0.0, "{m}");
+
+    // A store that lacks a corpus document is refused, naming the store and the id.
+    let partial = dir.path().join("partial.jsonl");
+    write(
+        &partial,
+        r#"{"id": "d1", "text": "Stem cells can become many kinds of cells."}"#,
+    );
+    let store = dir.path().join("partial.safetensors");
+    assert!(encode(tiny_model(), &partial, "document", &store)
+        .status
+        .success());
+    let o = run(bin()
+        .args(["eval", "--model"])
+        .arg(tiny_model())
+        .arg("--dataset")
+        .arg(&ds)
+        .arg("--output")
+        .arg(dir.path().join("third"))
+        .arg("--embeddings")
+        .arg(&store));
+    assert_clean_failure(&o, &["partial.safetensors", "\"d2\""]);
+}
