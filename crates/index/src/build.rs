@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BuildConfig {
-    /// Residual bits per dimension: 1, 2 or 4 (default 2: 32 B + 4 B code per token at
-    /// dim 128).
+    /// Residual bits per dimension: 1, 2 or 4 (default 2: 32 B residual + 2 B code per
+    /// token at dim 128 in format version 2).
     pub nbits: usize,
     /// Fixed number of centroids (default: PLAID's formula, see `kmeans.rs`).
     pub num_centroids: Option<usize>,
@@ -54,6 +54,9 @@ pub struct BuildConfig {
     pub seed: u64,
     /// Documents per chunk in [`build_index`] (default 25,000).
     pub chunk_docs: usize,
+    /// On-disk format version to write (default [`FORMAT_VERSION`]; older versions from
+    /// `format::OLDEST_FORMAT_VERSION` can be written for older readers and tests).
+    pub format_version: u32,
 }
 
 impl Default for BuildConfig {
@@ -67,6 +70,7 @@ impl Default for BuildConfig {
             max_points_per_centroid: 256,
             seed: 42,
             chunk_docs: 25_000,
+            format_version: FORMAT_VERSION,
         }
     }
 }
@@ -94,11 +98,12 @@ pub(crate) struct Quantizer<'a> {
     pub panels: &'a [f32],
 }
 
-/// Compresses documents and writes them as chunk file `name`; records their codes in
-/// `ivf` under internal ids starting at `first_doc`.
+/// Compresses documents and writes them as chunk file `name` with `code_bytes`-wide codes
+/// (2 or 4; see `format.rs`); records their codes in `ivf` under internal ids starting at
+/// `first_doc`.
 pub(crate) fn write_chunk(
     dir: &Path,
-    name: &str,
+    (name, code_bytes): (&str, u8),
     first_doc: u32,
     embs: &[MultiVector],
     q: &Quantizer<'_>,
@@ -115,13 +120,19 @@ pub(crate) fn write_chunk(
         start += len as usize;
     }
     let mut bytes = format::u32_bytes(&doclens);
-    bytes.extend(format::u32_bytes(&codes));
+    if code_bytes == 2 {
+        let narrow: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
+        bytes.extend(format::u16_bytes(&narrow));
+    } else {
+        bytes.extend(format::u32_bytes(&codes));
+    }
     bytes.extend_from_slice(&residuals);
     Ok(ChunkRef {
         file: format::write_file(dir, name, &bytes)?,
         first_doc,
         num_docs: embs.len() as u32,
         num_tokens: codes.len() as u64,
+        code_bytes,
     })
 }
 
@@ -143,6 +154,13 @@ pub struct IndexBuilder {
 impl IndexBuilder {
     /// Trains centroids and codec on `sample` for an index to be written to `dir`.
     pub fn train(dir: &Path, sample: &[MultiVector], cfg: &BuildConfig) -> Result<Self> {
+        let version = cfg.format_version;
+        if !(format::OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(IndexError::Invalid(format!(
+                "format_version must be {} to {FORMAT_VERSION}, got {version}",
+                format::OLDEST_FORMAT_VERSION
+            )));
+        }
         let dim = sample
             .iter()
             .find(|s| !s.is_empty())
@@ -198,6 +216,9 @@ impl IndexBuilder {
             },
         )?;
         drop(points);
+        // Codes and residuals are computed against the centroids exactly as stored.
+        let mut centroids = centroids;
+        format::round_centroids(version, &mut centroids);
         let mut centroid_panels = Vec::new();
         pack_panels(&centroids, dim, &mut centroid_panels);
         let codec = ResidualCodec::train(&heldout, dim, &centroids, &centroid_panels, cfg.nbits)?;
@@ -251,9 +272,10 @@ impl IndexBuilder {
             self.generation = format::next_generation(&self.dir);
         }
         let name = format!("chunk-g{}-{}.bin", self.generation, self.chunks.len());
+        let code_bytes = format::code_bytes_for(self.cfg.format_version, self.num_centroids());
         let chunk = write_chunk(
             &self.dir,
-            &name,
+            (&name, code_bytes),
             self.ids.len() as u32,
             embeddings,
             &Quantizer {
@@ -288,16 +310,17 @@ impl IndexBuilder {
         let centroids = format::write_file(
             dir,
             &format!("centroids-g{g}.bin"),
-            &format::f32_bytes(&self.centroids),
+            &format::centroid_bytes(self.cfg.format_version, &self.centroids),
         )?;
-        let ivf = format::write_file(dir, &format!("ivf-g{g}.bin"), &self.ivf.to_bytes())?;
+        let ivf_bytes = self.ivf.encode(self.cfg.format_version);
+        let ivf = format::write_file(dir, &format!("ivf-g{g}.bin"), &ivf_bytes)?;
         let table = DocTable {
             ids: std::mem::take(&mut self.ids),
             deleted: Vec::new(),
         };
         let docs = write_doc_table(dir, g, &table)?;
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: self.cfg.format_version,
             generation: g,
             dim: self.dim,
             num_centroids: self.centroids.len() / self.dim,

@@ -200,13 +200,38 @@ impl ResidualCodec {
     /// Decodes `ntok` tokens (codes + residual bytes) straight into panel layout
     /// (`out` is resized to `n_panels(ntok) · dim · LANES`).
     pub fn decode_panels(&self, centroids: &[f32], codes: &[u32], res: &[u8], out: &mut Vec<f32>) {
+        self.decode_panels_t(centroids, codes, res, out)
+    }
+
+    /// [`Self::decode_panels`] for codes in their stored width.
+    pub(crate) fn decode_codes_panels(
+        &self,
+        centroids: &[f32],
+        codes: crate::plaid::Codes<'_>,
+        res: &[u8],
+        out: &mut Vec<f32>,
+    ) {
+        match codes {
+            crate::plaid::Codes::U16(c) => self.decode_panels_t(centroids, c, res, out),
+            crate::plaid::Codes::U32(c) => self.decode_panels_t(centroids, c, res, out),
+        }
+    }
+
+    fn decode_panels_t<C: crate::plaid::Code>(
+        &self,
+        centroids: &[f32],
+        codes: &[C],
+        res: &[u8],
+        out: &mut Vec<f32>,
+    ) {
         let dim = self.dim;
         let bpt = self.bytes_per_token();
         out.clear();
         out.resize(crate::kernel::n_panels(codes.len()) * dim * LANES, 0.0);
         let mut tok = vec![0.0f32; dim];
         for (t, &c) in codes.iter().enumerate() {
-            let cent = &centroids[c as usize * dim..(c as usize + 1) * dim];
+            let c = c.idx();
+            let cent = &centroids[c * dim..(c + 1) * dim];
             self.decode_into(cent, &res[t * bpt..(t + 1) * bpt], &mut tok);
             let panel = &mut out[(t / LANES) * dim * LANES..(t / LANES + 1) * dim * LANES];
             let l = t % LANES;

@@ -32,13 +32,14 @@ pub enum IndexError {
     DuplicateId(String),
     /// An index directory whose format version this build cannot read.
     #[error(
-        "{path}: index format version {found} is not supported (this build reads version \
-         {expected}); rebuild the index with this version of colzero"
+        "{path}: index format version {found} is not supported (this build reads versions \
+         {oldest} to {newest}); rebuild the index with this version of colzero"
     )]
     Version {
         path: PathBuf,
         found: u32,
-        expected: u32,
+        oldest: u32,
+        newest: u32,
     },
     /// A file of an index is damaged (checksum, size or content mismatch).
     #[error("{path}: corrupt index: {reason}")]

@@ -1,4 +1,5 @@
-//! On-disk format of a PLAID index directory (format version [`FORMAT_VERSION`]).
+//! On-disk format of a PLAID index directory (format version [`FORMAT_VERSION`]; versions
+//! [`OLDEST_FORMAT_VERSION`]..=[`FORMAT_VERSION`] are read).
 //!
 //! Contract:
 //! - `manifest.json` is the single commit point. Its first line is
@@ -15,16 +16,31 @@
 //! - Opening checks, in order: the header line (magic, then version: another version is
 //!   [`IndexError::Version`]), the manifest CRC, the JSON, then each data file's size and
 //!   CRC ([`IndexError::Corrupt`] naming the file).
-//! - Binary files are little-endian: `centroids` = k·dim f32; a chunk = doclens (u32 per
-//!   document), codes (u32 per token), residuals (`dim·nbits/8` bytes per token).
+//! - Binary files are little-endian. A chunk = doclens (u32 per document), codes
+//!   ([`ChunkRef::code_bytes`] = 2 or 4 bytes per token), residuals (`dim·nbits/8` bytes
+//!   per token).
+//! - Version 1: centroids k·dim f32; codes always u32; inverted file = `(k + 1)` u64
+//!   offsets then u32 document ids (see `ivf.rs`).
+//! - Version 2 (written by this build): centroids k·dim f16 (centroids are rounded to f16
+//!   right after k-means, before the codec is trained and tokens are encoded, so codes and
+//!   residuals are computed against exactly the stored values); codes u16 in chunks written
+//!   while K <= 65,536, u32 otherwise (per chunk); inverted file = per centroid a LEB128
+//!   varint list length, then the ascending ids as varint gaps (first id, then
+//!   differences). At dim 128, nbits 2 this is 32 B residuals + 2 B code per token plus
+//!   per-document and per-centroid overhead.
+//! - An index keeps the version it was built with: `add`/`delete` on a version 1 index
+//!   write version 1 files.
 
 use crate::error::{IndexError, Result};
 use colzero_core::fsutil::atomic_write_bytes;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (it reads every version from
+/// [`OLDEST_FORMAT_VERSION`] to this one).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build still reads (and updates in place).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Name of the manifest file inside an index directory.
 pub const MANIFEST: &str = "manifest.json";
 const MAGIC: &str = "colzero-index";
@@ -44,6 +60,63 @@ pub struct ChunkRef {
     pub first_doc: u32,
     pub num_docs: u32,
     pub num_tokens: u64,
+    /// Bytes per centroid code: 2 (u16) or 4 (u32; version 1 chunks, and absent = 4).
+    #[serde(default = "four", skip_serializing_if = "is_four")]
+    pub code_bytes: u8,
+}
+
+fn four() -> u8 {
+    4
+}
+
+fn is_four(v: &u8) -> bool {
+    *v == 4
+}
+
+/// Code width for a chunk written into an index of format `version` with `k` centroids.
+pub fn code_bytes_for(version: u32, k: usize) -> u8 {
+    if version >= 2 && k <= 1 << 16 {
+        2
+    } else {
+        4
+    }
+}
+
+/// Rounds centroids to the precision format `version` stores them in (f16 from
+/// version 2; unchanged for version 1).
+pub fn round_centroids(version: u32, c: &mut [f32]) {
+    if version >= 2 {
+        c.iter_mut()
+            .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
+    }
+}
+
+/// On-disk bytes of the centroids in format `version`.
+pub fn centroid_bytes(version: u32, c: &[f32]) -> Vec<u8> {
+    if version >= 2 {
+        c.iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect()
+    } else {
+        f32_bytes(c)
+    }
+}
+
+/// Centroids from their on-disk bytes in format `version` (`None` when the size is not
+/// `k · dim` values).
+pub fn centroids_from(version: u32, bytes: &[u8], k: usize, dim: usize) -> Option<Vec<f32>> {
+    let width = if version >= 2 { 2 } else { 4 };
+    if bytes.len() != k * dim * width {
+        return None;
+    }
+    Some(if version >= 2 {
+        bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect()
+    } else {
+        f32s(bytes)
+    })
 }
 
 /// Codec parameters (see `codec.rs`).
@@ -131,11 +204,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let version: u32 = parts[1]
         .parse()
         .map_err(|_| IndexError::corrupt(&path, format!("bad version `{}`", parts[1])))?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(IndexError::Version {
             path,
             found: version,
-            expected: FORMAT_VERSION,
+            oldest: OLDEST_FORMAT_VERSION,
+            newest: FORMAT_VERSION,
         });
     }
     let crc = parts[2]
@@ -158,6 +232,9 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             "header and body versions differ",
         ));
     }
+    // Manifests older than the field default it to the newest version.
+    let mut m = m;
+    m.build.format_version = version;
     Ok(m)
 }
 
@@ -253,6 +330,22 @@ pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
 /// Little-endian bytes of f32 values.
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes of u16 values.
+pub fn u16_bytes(v: &[u16]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Zero-copy view of little-endian u16 values inside a mapped file (the section starts
+/// at a multiple of 2).
+pub fn as_u16s(bytes: &[u8]) -> &[u16] {
+    assert!(
+        cfg!(target_endian = "little") && (bytes.as_ptr() as usize).is_multiple_of(2),
+        "colzero indexes need a little-endian platform and 2-byte aligned sections"
+    );
+    // SAFETY: alignment checked above; any 2 bytes are a valid u16; length truncated.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const u16, bytes.len() / 2) }
 }
 
 /// Zero-copy view of little-endian u32 values inside a mapped file (the mapping is page

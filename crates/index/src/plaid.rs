@@ -13,30 +13,101 @@
 
 use crate::codec::ResidualCodec;
 use crate::error::{IndexError, Result};
-use crate::format::{self, as_u32s, ChunkRef, DocTable, Manifest};
+use crate::format::{self, as_u16s, as_u32s, ChunkRef, DocTable, Manifest};
 use crate::ivf::Ivf;
 use crate::kernel::pack_panels;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// A centroid code as stored (u16 or u32).
+pub(crate) trait Code: Copy + Send + Sync {
+    fn idx(self) -> usize;
+}
+
+impl Code for u16 {
+    #[inline(always)]
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+impl Code for u32 {
+    #[inline(always)]
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// The centroid codes of some tokens, in their stored width.
+#[derive(Clone, Copy)]
+pub(crate) enum Codes<'a> {
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+}
+
+impl<'a> Codes<'a> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Codes::U16(c) => c.len(),
+            Codes::U32(c) => c.len(),
+        }
+    }
+
+    pub(crate) fn slice(&self, start: usize, end: usize) -> Codes<'a> {
+        match self {
+            Codes::U16(c) => Codes::U16(&c[start..end]),
+            Codes::U32(c) => Codes::U32(&c[start..end]),
+        }
+    }
+
+    pub(crate) fn max(&self) -> Option<usize> {
+        match self {
+            Codes::U16(c) => c.iter().max().map(|&v| v as usize),
+            Codes::U32(c) => c.iter().max().map(|&v| v as usize),
+        }
+    }
+
+    pub(crate) fn to_u32(self) -> Vec<u32> {
+        match self {
+            Codes::U16(c) => c.iter().map(|&v| v as u32).collect(),
+            Codes::U32(c) => c.to_vec(),
+        }
+    }
+}
+
 /// One memory-mapped chunk file.
 pub(crate) struct Chunk {
     pub(crate) map: memmap2::Mmap,
     pub(crate) num_docs: usize,
     pub(crate) num_tokens: usize,
+    pub(crate) code_bytes: usize,
 }
 
 impl Chunk {
     pub(crate) fn doclens(&self) -> &[u32] {
         as_u32s(&self.map[..4 * self.num_docs])
     }
-    pub(crate) fn codes(&self) -> &[u32] {
-        as_u32s(&self.map[4 * self.num_docs..4 * (self.num_docs + self.num_tokens)])
+    pub(crate) fn codes(&self) -> Codes<'_> {
+        let s = &self.map[4 * self.num_docs..4 * self.num_docs + self.code_bytes * self.num_tokens];
+        if self.code_bytes == 2 {
+            Codes::U16(as_u16s(s))
+        } else {
+            Codes::U32(as_u32s(s))
+        }
     }
     pub(crate) fn residuals(&self) -> &[u8] {
-        &self.map[4 * (self.num_docs + self.num_tokens)..]
+        &self.map[4 * self.num_docs + self.code_bytes * self.num_tokens..]
     }
+}
+
+/// Bytes of one part of an index and their share per stored token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartBytes {
+    /// `manifest`, `centroids`, `ivf`, `id table`, `doclens`, `codes` or `residuals`.
+    pub part: String,
+    pub bytes: u64,
+    pub bytes_per_token: f64,
 }
 
 /// Summary of an index (`colzero index info`).
@@ -57,6 +128,9 @@ pub struct IndexInfo {
     pub bytes_on_disk: u64,
     /// `bytes_on_disk / num_tokens`.
     pub bytes_per_token: f64,
+    /// Where the bytes go (sums to `bytes_on_disk`; chunk files are split into their
+    /// document lengths, codes and residuals).
+    pub breakdown: Vec<PartBytes>,
 }
 
 impl std::fmt::Display for IndexInfo {
@@ -70,7 +144,15 @@ impl std::fmt::Display for IndexInfo {
         writeln!(f, "dim / nbits      {} / {}", self.dim, self.nbits)?;
         writeln!(f, "chunks           {}", self.num_chunks)?;
         writeln!(f, "bytes on disk    {}", self.bytes_on_disk)?;
-        write!(f, "bytes per token  {:.2}", self.bytes_per_token)
+        write!(f, "bytes per token  {:.2}", self.bytes_per_token)?;
+        for p in &self.breakdown {
+            write!(
+                f,
+                "\n  {:<14} {:>12} B  {:>7.3} B/token",
+                p.part, p.bytes, p.bytes_per_token
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -103,15 +185,19 @@ impl PlaidIndex {
             m.codec.cluster_threshold,
         )?;
         let cmap = format::map_checked(dir, &m.centroids)?;
-        if cmap.len() != m.num_centroids * m.dim * 4 {
-            return Err(IndexError::corrupt(
-                dir.join(&m.centroids.name),
-                format!("expected {} x {} f32 centroids", m.num_centroids, m.dim),
-            ));
-        }
-        let centroids = format::f32s(&cmap);
+        let centroids = format::centroids_from(m.format_version, &cmap, m.num_centroids, m.dim)
+            .ok_or_else(|| {
+                IndexError::corrupt(
+                    dir.join(&m.centroids.name),
+                    format!(
+                        "expected {} x {} centroids of format version {}",
+                        m.num_centroids, m.dim, m.format_version
+                    ),
+                )
+            })?;
         let imap = format::map_checked(dir, &m.ivf)?;
-        let ivf = Ivf::from_bytes(&imap, m.num_centroids, &dir.join(&m.ivf.name))?;
+        let ivf_path = dir.join(&m.ivf.name);
+        let ivf = Ivf::decode(&imap, m.num_centroids, m.format_version, &ivf_path)?;
         let dmap = format::map_checked(dir, &m.docs)?;
         let table: DocTable = serde_json::from_slice(&dmap).map_err(|e| {
             IndexError::corrupt(dir.join(&m.docs.name), format!("bad document table: {e}"))
@@ -135,10 +221,14 @@ impl PlaidIndex {
         }
         index.set_docs(table)?;
         if index.ivf.len() != m.num_centroids {
-            return Err(IndexError::corrupt(
-                dir.join(&m.ivf.name),
-                "wrong number of lists",
-            ));
+            return Err(IndexError::corrupt(&ivf_path, "wrong number of lists"));
+        }
+        if index
+            .ivf
+            .max_doc()
+            .is_some_and(|d| d as usize >= index.ids.len())
+        {
+            return Err(IndexError::corrupt(&ivf_path, "document id out of range"));
         }
         Ok(index)
     }
@@ -152,9 +242,16 @@ impl PlaidIndex {
                 "chunk does not follow the previous one",
             ));
         }
+        let cb = c.code_bytes as usize;
+        if cb != 4 && !(cb == 2 && self.manifest.format_version >= 2) {
+            return Err(IndexError::corrupt(
+                &path,
+                format!("{cb}-byte codes are not valid in this format version"),
+            ));
+        }
         let map = format::map_checked(&self.dir, &c.file)?;
         let (nd, nt) = (c.num_docs as usize, c.num_tokens as usize);
-        let want = 4 * nd + 4 * nt + nt * self.codec.bytes_per_token();
+        let want = 4 * nd + cb * nt + nt * self.codec.bytes_per_token();
         if map.len() != want {
             return Err(IndexError::corrupt(
                 &path,
@@ -165,9 +262,13 @@ impl PlaidIndex {
             map,
             num_docs: nd,
             num_tokens: nt,
+            code_bytes: cb,
         };
-        let k = self.manifest.num_centroids as u32;
-        if chunk.codes().iter().any(|&code| code >= k) {
+        if chunk
+            .codes()
+            .max()
+            .is_some_and(|c| c >= self.manifest.num_centroids)
+        {
             return Err(IndexError::corrupt(&path, "centroid code out of range"));
         }
         let mut start = 0u64;
@@ -228,9 +329,11 @@ impl PlaidIndex {
     }
 
     /// Codes of internal document `i`.
-    pub(crate) fn doc_codes(&self, i: usize) -> &[u32] {
+    pub(crate) fn doc_codes(&self, i: usize) -> Codes<'_> {
         let (c, s, n) = self.doc_loc[i];
-        &self.chunks[c as usize].codes()[s as usize..s as usize + n as usize]
+        self.chunks[c as usize]
+            .codes()
+            .slice(s as usize, s as usize + n as usize)
     }
 
     /// Residual bytes of internal document `i`.
@@ -244,7 +347,7 @@ impl PlaidIndex {
     pub fn reconstruct(&self, id: &str) -> Option<colzero_core::MultiVector> {
         let &i = self.lookup.get(id)?;
         let dim = self.manifest.dim;
-        let codes = self.doc_codes(i as usize);
+        let codes = self.doc_codes(i as usize).to_u32();
         let res = self.doc_residuals(i as usize);
         let bpt = self.codec.bytes_per_token();
         let mut data = vec![0.0f32; codes.len() * dim];
@@ -305,11 +408,29 @@ impl PlaidIndex {
         let manifest_bytes = std::fs::metadata(self.dir.join(format::MANIFEST))
             .map(|md| md.len())
             .unwrap_or(0);
-        let bytes_on_disk = manifest_bytes
-            + m.centroids.bytes
-            + m.ivf.bytes
-            + m.docs.bytes
-            + m.chunks.iter().map(|c| c.file.bytes).sum::<u64>();
+        let sum = |f: &dyn Fn(&ChunkRef) -> u64| m.chunks.iter().map(f).sum::<u64>();
+        let doclens = sum(&|c| 4 * c.num_docs as u64);
+        let codes = sum(&|c| c.code_bytes as u64 * c.num_tokens);
+        let residuals = sum(&|c| c.file.bytes) - doclens - codes;
+        let parts = [
+            ("manifest", manifest_bytes),
+            ("centroids", m.centroids.bytes),
+            ("ivf", m.ivf.bytes),
+            ("id table", m.docs.bytes),
+            ("doclens", doclens),
+            ("codes", codes),
+            ("residuals", residuals),
+        ];
+        let per_token = |b: u64| b as f64 / num_tokens.max(1) as f64;
+        let breakdown = parts
+            .iter()
+            .map(|&(part, bytes)| PartBytes {
+                part: part.to_string(),
+                bytes,
+                bytes_per_token: per_token(bytes),
+            })
+            .collect();
+        let bytes_on_disk = parts.iter().map(|p| p.1).sum::<u64>();
         IndexInfo {
             format_version: m.format_version,
             generation: m.generation,
@@ -321,7 +442,8 @@ impl PlaidIndex {
             num_centroids: m.num_centroids,
             num_chunks: m.chunks.len(),
             bytes_on_disk,
-            bytes_per_token: bytes_on_disk as f64 / num_tokens.max(1) as f64,
+            bytes_per_token: per_token(bytes_on_disk),
+            breakdown,
         }
     }
 }

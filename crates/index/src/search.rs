@@ -21,7 +21,7 @@
 use crate::error::{IndexError, Result};
 use crate::filter::IdFilter;
 use crate::kernel::{maxsim_packed, pack_panels, scores_packed};
-use crate::plaid::PlaidIndex;
+use crate::plaid::{Code, Codes, PlaidIndex};
 use colzero_core::ranking::hit_order;
 use colzero_core::{top_k, Hit, MultiVector};
 use rayon::prelude::*;
@@ -99,13 +99,28 @@ where
 /// `Σ_r max_t st[code_t][r]` over the first `nq` of `stride` columns (0 for a document
 /// without tokens). `stride` is a multiple of 8 so that rows split into 8-wide blocks
 /// (the max compiles to packed SIMD).
-fn interaction(st: &[f32], nq: usize, stride: usize, codes: &[u32], acc: &mut [f32]) -> f32 {
+fn interaction(st: &[f32], nq: usize, stride: usize, codes: Codes<'_>, acc: &mut [f32]) -> f32 {
+    match codes {
+        Codes::U16(c) => interaction_t(st, nq, stride, c, acc),
+        Codes::U32(c) => interaction_t(st, nq, stride, c, acc),
+    }
+}
+
+fn interaction_t<C: Code>(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    codes: &[C],
+    acc: &mut [f32],
+) -> f32 {
     let Some((&first, rest)) = codes.split_first() else {
         return 0.0;
     };
-    acc.copy_from_slice(&st[first as usize * stride..(first as usize + 1) * stride]);
+    let first = first.idx();
+    acc.copy_from_slice(&st[first * stride..(first + 1) * stride]);
     for &c in rest {
-        let row = &st[c as usize * stride..(c as usize + 1) * stride];
+        let c = c.idx();
+        let row = &st[c * stride..(c + 1) * stride];
         for (a, v) in acc.chunks_exact_mut(8).zip(row.chunks_exact(8)) {
             for j in 0..8 {
                 a[j] = if v[j] > a[j] { v[j] } else { a[j] };
@@ -256,8 +271,12 @@ impl PlaidIndex {
         // 4. decompression and exact MaxSim
         let s = map_maybe_par(&cands, parallel, Vec::new, |buf, d| {
             let codes = self.doc_codes(d as usize);
-            self.codec
-                .decode_panels(&self.centroids, codes, self.doc_residuals(d as usize), buf);
+            self.codec.decode_codes_panels(
+                &self.centroids,
+                codes,
+                self.doc_residuals(d as usize),
+                buf,
+            );
             maxsim_packed(q, dim, buf, codes.len())
         });
         let mut hits: Vec<Hit> = cands

@@ -13,6 +13,8 @@
 //!   ignored; the number of documents actually deleted is returned.
 //! - Adding an id that is live is [`IndexError::DuplicateId`]; a deleted id may be added
 //!   again (it becomes a new document).
+//! - An update keeps the index's format version (see `format.rs`): new centroids are
+//!   rounded to the stored precision, new chunks use the code width of that version.
 //! - Each update is one new generation committed by a single manifest rename: a crash
 //!   leaves the index as it was before the update or as it is after it. The in-memory
 //!   index changes only after the commit succeeded.
@@ -20,7 +22,6 @@
 use crate::build::{flatten, write_chunk, write_doc_table, Quantizer};
 use crate::error::{IndexError, Result};
 use crate::format::{self, Manifest};
-use crate::ivf::Ivf;
 use crate::kernel::pack_panels;
 use crate::kmeans::{assign, kmeans, KMeansConfig};
 use crate::plaid::PlaidIndex;
@@ -83,6 +84,8 @@ impl PlaidIndex {
                     seed: cfg.seed ^ g,
                 },
             )?;
+            let mut new = new;
+            format::round_centroids(self.manifest.format_version, &mut new);
             centroids.extend(new);
         }
         drop((outliers, tokens));
@@ -92,9 +95,13 @@ impl PlaidIndex {
 
         let mut lists = self.ivf.to_lists();
         lists.grow(k);
+        let version = self.manifest.format_version;
         let chunk = write_chunk(
             &self.dir,
-            &format!("chunk-g{g}-0.bin"),
+            (
+                &format!("chunk-g{g}-0.bin"),
+                format::code_bytes_for(version, k),
+            ),
             self.ids.len() as u32,
             embeddings,
             &Quantizer {
@@ -104,7 +111,7 @@ impl PlaidIndex {
             },
             &mut lists,
         )?;
-        let ivf_bytes = lists.to_bytes();
+        let ivf_bytes = lists.encode(version);
         let mut table = self.doc_table();
         table.ids.extend(ids);
 
@@ -112,7 +119,8 @@ impl PlaidIndex {
         m.generation = g;
         if expanded {
             let name = format!("centroids-g{g}.bin");
-            m.centroids = format::write_file(&self.dir, &name, &format::f32_bytes(&centroids))?;
+            let bytes = format::centroid_bytes(version, &centroids);
+            m.centroids = format::write_file(&self.dir, &name, &bytes)?;
             m.num_centroids = k;
         }
         m.ivf = format::write_file(&self.dir, &format!("ivf-g{g}.bin"), &ivf_bytes)?;
@@ -122,7 +130,7 @@ impl PlaidIndex {
         format::collect_garbage(&self.dir, &m);
 
         // Committed: bring the in-memory index up to date.
-        let ivf = Ivf::from_bytes(&ivf_bytes, k, &self.dir.join(&m.ivf.name))?;
+        let ivf = lists.to_ivf();
         self.manifest = m;
         self.centroids = centroids;
         self.centroid_panels = panels;

@@ -260,7 +260,7 @@ fn corrupt_and_foreign_version_indexes_are_clear_errors() {
     // another format version
     std::fs::write(
         &manifest,
-        good.replacen("colzero-index 1 ", "colzero-index 2 ", 1),
+        good.replacen("colzero-index 2 ", "colzero-index 3 ", 1),
     )
     .unwrap();
     let e = PlaidIndex::open(dir.path()).err().unwrap();
@@ -268,13 +268,15 @@ fn corrupt_and_foreign_version_indexes_are_clear_errors() {
         matches!(
             e,
             IndexError::Version {
-                found: 2,
-                expected: 1,
+                found: 3,
+                oldest: 1,
+                newest: 2,
                 ..
             }
         ),
         "{e}"
     );
+    assert!(e.to_string().contains("reads versions 1 to 2"), "{e}");
     // a damaged data file
     std::fs::write(&manifest, &good).unwrap();
     let chunk = dir.path().join("chunk-g1-0.bin");
@@ -291,4 +293,61 @@ fn corrupt_and_foreign_version_indexes_are_clear_errors() {
     std::fs::write(&manifest, "hello\n{}").unwrap();
     let e = PlaidIndex::open(dir.path()).err().unwrap().to_string();
     assert!(e.contains("not a colzero index"), "{e}");
+}
+
+#[test]
+fn format_v2_is_smaller_and_ranks_like_v1() {
+    // Same data and seed written in both formats: v2 stores f16 centroids, u16 codes
+    // and a varint-gap inverted file; its rankings must match v1's (recall against
+    // exact search at least as good, up to one document in 400 ranks).
+    let (docs, queries) = data(600, 8);
+    let qs: Vec<MultiVector> = queries.into_iter().map(|q| q.1).collect();
+    let exact = ExactIndex::from_embeddings(docs.clone()).unwrap();
+    let p = SearchParams::default();
+    let mut results = Vec::new();
+    for version in [1u32, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BuildConfig {
+            format_version: version,
+            ..small_cfg()
+        };
+        let index = build_index(dir.path(), &docs, &cfg).unwrap();
+        let info = index.info();
+        assert_eq!(info.format_version, version);
+        let part = |name: &str| {
+            info.breakdown
+                .iter()
+                .find(|b| b.part == name)
+                .unwrap()
+                .bytes
+        };
+        let (k, t) = (info.num_centroids as u64, info.num_tokens);
+        let (cb, fb) = if version == 1 { (4, 4) } else { (2, 2) };
+        assert_eq!(part("codes"), cb * t);
+        assert_eq!(part("centroids"), fb * k * 64);
+        assert_eq!(part("residuals"), 16 * t);
+        println!("v{version}: {info}");
+        let r = mean_recall(&index, &exact, &qs, 10, &p);
+        let hits = index.search_batch(&qs, 10, &p, None).unwrap();
+        // Scoring error of the rerank: |MaxSim(q, reconstructed d) - MaxSim(q, d)|.
+        let mut err = 0.0f64;
+        for q in &qs {
+            for (id, d) in docs.iter().step_by(10) {
+                let rec = index.reconstruct(id).unwrap();
+                err += (colzero_core::maxsim(q, &rec) - colzero_core::maxsim(q, d)).abs() as f64;
+            }
+        }
+        err /= (qs.len() * docs.len().div_ceil(10)) as f64;
+        println!("v{version}: recall@10 {r:.4}, mean |MaxSim error| {err:.5}");
+        results.push((info, r, hits, err));
+    }
+    let (v1, r1, h1, e1) = &results[0];
+    let (v2, r2, h2, e2) = &results[1];
+    assert!(v2.bytes_per_token < v1.bytes_per_token - 3.0, "{v1}\n{v2}");
+    // f16 centroids add ~1e-4 relative error to a 2-bit residual code whose own error is
+    // ~1e-2: the rerank's scoring error must stay the same to within 1%.
+    assert!(*e2 <= e1 * 1.01, "MaxSim error v1 {e1} v2 {e2}");
+    assert!(*r2 >= r1 - 0.0025, "recall v1 {r1} v2 {r2}");
+    let same: f64 = h1.iter().zip(h2).map(|(a, b)| recall(b, a)).sum::<f64>() / qs.len() as f64;
+    assert!(same >= 0.97, "top-10 overlap v1/v2 {same}");
 }
