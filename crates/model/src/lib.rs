@@ -28,6 +28,7 @@ pub mod config;
 pub mod dense;
 pub mod error;
 pub mod head;
+pub mod init;
 pub mod kernels;
 pub mod modernbert;
 pub mod nn;
