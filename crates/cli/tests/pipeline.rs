@@ -172,6 +172,28 @@ fn three_stage_pipeline_resumes_skips_and_reports() {
         .is_file());
     assert_eq!(report(&out)["complete"], false);
 
+    // --check reports the state of every stage and runs nothing
+    let o = support::colzero(&["pipeline", s(&rpath), "--out", s(&out), "--check"]);
+    assert!(o.status.success());
+    let plan = String::from_utf8_lossy(&o.stdout).to_string();
+    let line = |name: &str| {
+        plan.lines()
+            .find(|l| l.starts_with(&format!("stage `{name}`")))
+            .unwrap_or_else(|| panic!("{plan}"))
+            .to_string()
+    };
+    assert!(line("unsup").ends_with("done (skipped)"), "{plan}");
+    assert!(
+        line("sup").contains("interrupted (resumes from") && line("sup").contains("step-00000002"),
+        "{plan}"
+    );
+    assert!(line("kd").ends_with("new"), "{plan}");
+    assert!(
+        plan.contains("prepare `kd`") && plan.contains("colzero data teacher"),
+        "{plan}"
+    );
+    assert!(!out.join("kd").exists() && !out.join("data/kd").exists());
+
     // 3. restart: unsup skipped (files untouched), sup resumes from step 2, kd trains
     write("", "");
     let err = ok(&["pipeline", s(&rpath), "--out", s(&out)]);

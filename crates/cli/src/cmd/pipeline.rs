@@ -1,6 +1,7 @@
 //! `colzero pipeline`: runs a whole recipe (see `crate::pipeline` and `recipes/README.md`).
 //!
 //! Contract: `RECIPE.toml --out DIR [--strict] [--rerun-changed] [--stop-after STAGE]`
+//! (`--check`: print the plan and the state of DIR, run nothing)
 //! prepares data, trains every stage in order into DIR/<stage>/ (resuming where it
 //! stopped), evaluates each stage's checkpoint, prints the report table and writes
 //! DIR/report.{md,json,png}. Exit status 1 on any error, before training when the recipe,
@@ -29,6 +30,10 @@ pub struct Args {
     /// Stop after this stage is trained and evaluated (the rest runs on the next call).
     #[arg(long)]
     pub stop_after: Option<String>,
+    /// Only check the recipe and print what a run would do (prepare commands, stage
+    /// hashes, settings, and what is done, resumable or changed in --out); runs nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Runs `colzero pipeline`.
@@ -40,6 +45,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         shared_dir: None,
         quiet: ctx.quiet,
     };
+    if args.check {
+        let recipe = colzero_train::Recipe::load(&args.recipe)?;
+        print!("{}", pipeline::status::describe(&recipe, &args.out, &opts)?);
+        return Ok(());
+    }
     let rep = pipeline::run(&args.recipe, &args.out, &opts)?;
     for st in &rep.stages {
         eprintln!(

@@ -31,6 +31,7 @@ pub mod align;
 pub mod evaluate;
 pub mod prepare;
 pub mod report;
+pub mod status;
 
 use crate::cmd::{Ctx, Mode};
 use anyhow::{bail, Context, Result};
@@ -105,6 +106,24 @@ fn canonical(recipe: &Recipe, i: usize) -> String {
     c.train.keep_checkpoints = 0;
     c.eval = Default::default();
     c.to_toml()
+}
+
+/// The hash of every stage (see module docs).
+pub fn stage_hashes(recipe: &Recipe, planned: &[prepare::PlannedStep]) -> Vec<String> {
+    let mut hashes: Vec<String> = Vec::new();
+    for (i, s) in recipe.stage.iter().enumerate() {
+        let mut key = canonical(recipe, i);
+        if let Some(j) = recipe.source_stage(i) {
+            key.push_str(&format!("\nfrom={}", hashes[j]));
+        }
+        if let Some(r) = reference(&s.data.path) {
+            if let Some(p) = planned.iter().find(|p| p.name == r) {
+                key.push_str(&format!("\ndata={}", p.hash));
+            }
+        }
+        hashes.push(fnv_hex(&key));
+    }
+    hashes
 }
 
 /// Runs the recipe file at `recipe_path` into `out` (see module docs).
@@ -224,7 +243,6 @@ pub fn run_recipe(recipe: &Recipe, out: &Path, opts: &PipelineOptions) -> Result
             split: &recipe.eval.split,
             batch_size: recipe.eval.batch_size,
         };
-        let t = Instant::now();
         let recs = evaluate::evaluate_cached(
             &s.model.path,
             Mode::Dense,
@@ -233,22 +251,11 @@ pub fn run_recipe(recipe: &Recipe, out: &Path, opts: &PipelineOptions) -> Result
             "dense",
             &ctx,
         )?;
-        let _ = t;
         rep.add_base(&format!("{name} (dense)"), &recs)?;
     }
-    let mut hashes: Vec<String> = Vec::new();
+    let hashes = stage_hashes(recipe, &planned);
     for (i, s) in recipe.stage.iter().enumerate() {
-        let mut key = canonical(recipe, i);
-        if let Some(j) = recipe.source_stage(i) {
-            key.push_str(&format!("\nfrom={}", hashes[j]));
-        }
-        if let Some(r) = reference(&s.data.path) {
-            if let Some(p) = planned.iter().find(|p| p.name == r) {
-                key.push_str(&format!("\ndata={}", p.hash));
-            }
-        }
-        let hash = fnv_hex(&key);
-        hashes.push(hash.clone());
+        let hash = hashes[i].clone();
         for step in &planned {
             if !prepared.contains(&step.name) && prepare::needs(&planned, &s.data.path, &step.name)
             {
