@@ -16,7 +16,8 @@
 //!   runs, given the pipeline's output and data folders; [`Recipe::source_stage`] says
 //!   which earlier stage a stage starts from (for the prompt/length alignment check).
 //! - Each stage is validated with [`StageConfig::validate`] at load time, so a recipe
-//!   that loads has no invalid stage.
+//!   that loads has no invalid stage. `allow_misaligned` entries must name one of
+//!   [`ALIGNED_FIELDS`] (the alignment check itself runs in the CLI's pipeline).
 
 use crate::config::{DataSection, EvalSection, LossSection, ModelSection, OptimSection};
 use crate::config::{StageConfig, TrainSection};
