@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start here: train a tiny ColBERT-Zero (3 stages) on embedded data and print the table.
+    Quickstart(cmd::quickstart::Args),
     /// Turn a dense Hugging Face / sentence-transformers model into a ColBERT checkpoint.
     Convert(cmd::convert::Args),
     /// Encode a JSONL file of texts into a safetensors file of multi-vectors.
@@ -74,6 +76,7 @@ fn main() {
         Command::Train(a) => cmd::train::run(a, &ctx),
         Command::Index(a) => cmd::index::run(a, &ctx),
         Command::Data(a) => cmd::data::run(a, &ctx),
+        Command::Quickstart(a) => cmd::quickstart::run(a, &ctx),
         Command::Pipeline(a) => cmd::pipeline::run(a, &ctx),
         Command::Ablate(a) => cmd::ablate::run(a, &ctx),
     };

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod index;
 pub mod metrics;
 pub mod pipeline;
+pub mod quickstart;
 pub mod search;
 pub mod train;
 
