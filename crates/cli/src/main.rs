@@ -50,7 +50,13 @@ enum Command {
     Ablate(cmd::ablate::Args),
 }
 
+// mimalloc keeping freed pages: activation buffers are reused instead of being
+// page-faulted and zeroed afresh by the kernel on every batch (colzero_core::alloc).
+#[global_allocator]
+static GLOBAL: colzero_core::alloc::MiMalloc = colzero_core::alloc::MiMalloc;
+
 fn main() {
+    colzero_core::alloc::retain_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -6,6 +6,8 @@
 //! through [`fsutil::atomic_write`]; JSONL input is read through [`jsonl`] so that every
 //! malformed line is reported as `file:line: reason`.
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod embedding;
 pub mod error;
 pub mod fsutil;

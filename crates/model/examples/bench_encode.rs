@@ -9,7 +9,13 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
+// The allocator of the `colzero` binary (see colzero_core::alloc), so the benchmark
+// measures what users run.
+#[global_allocator]
+static GLOBAL: colzero_core::alloc::MiMalloc = colzero_core::alloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    colzero_core::alloc::retain_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map_or(Ok(256), |s| s.parse())?;
     let shared = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "../shared".into()));

@@ -18,7 +18,13 @@ use colzero_train::step::{micro_step, Batch, StageLoss};
 use colzero_train::Contrastive;
 use std::time::Instant;
 
+// The allocator of the `colzero` binary (see colzero_core::alloc), so the benchmark
+// measures what users run.
+#[global_allocator]
+static GLOBAL: colzero_core::alloc::MiMalloc = colzero_core::alloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    colzero_core::alloc::retain_freed_memory();
     let steps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
