@@ -22,7 +22,12 @@ fn vm_hwm_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+// The allocator of the `colzero` binary (colzero_core::alloc): the peak RSS users see.
+#[global_allocator]
+static GLOBAL: colzero_core::alloc::MiMalloc = colzero_core::alloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    colzero_core::alloc::retain_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).map_or(Ok(16), |s| s.parse())?;
     let mini: usize = args.get(2).map_or(Ok(16), |s| s.parse())?;
