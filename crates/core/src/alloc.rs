@@ -1,8 +1,9 @@
 //! The memory allocator of the `colzero` binary and of the benchmarks (feature `mimalloc`).
 //!
 //! Contract: [`MiMalloc`] is the allocator to declare with `#[global_allocator]`, and
-//! [`retain_freed_memory`] — called once at the start of `main` — makes it keep freed
-//! pages for reuse instead of returning them to the OS.
+//! [`retain_freed_memory`] — called once at the start of `main` — turns off mimalloc's
+//! delayed purging of freed pages, so most freed memory is reused without a round trip
+//! through the OS.
 //!
 //! Why: a training step or an encoding batch allocates and frees activation buffers of
 //! tens of megabytes hundreds of times. glibc serves every block of 32 MB or more with a
@@ -10,9 +11,12 @@
 //! kernel again: on a MiniLM ColBERT training step (batch 32, q 32 / d 180) that was 11.4
 //! million page faults and 43% of the CPU time in the kernel. mimalloc with purging
 //! disabled took 80 thousand faults and 28% less CPU time for the same step (identical
-//! loss); mimalloc with its default 1 s purge delay was worse than glibc (half of all
-//! samples in the kernel's page clearing). The price is that the resident size stays at its peak until the process ends,
-//! which is what a batch job wants.
+//! loss); mimalloc with its default 1 s purge delay was worse than glibc.
+//!
+//! Known limit: the largest blocks are still given back and faulted in again as 2 MB
+//! transparent huge pages (idle machine: 9.5 thousand such faults per warmup + one step,
+//! a third of the step's CPU time in the kernel's page clearing). Removing that is the
+//! next step for training speed.
 
 pub use mimalloc::MiMalloc;
 
