@@ -3,9 +3,8 @@
 //! Contract: the output holds one F32 `[tokens, dim]` tensor per input line, named by its
 //! id, plus metadata (`colzero.kind`, `colzero.model`). Written atomically.
 
-use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode};
+use super::{read_id_texts, write_store, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::Result;
-use colzero_core::StoreWriter;
 use colzero_model::InputKind;
 use std::path::PathBuf;
 
@@ -53,25 +52,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
     let texts: Vec<String> = recs.iter().map(|r| r.text.clone()).collect();
     let embs = model.encode(&texts, args.kind.into(), &args.encoder, ctx)?;
-    let mut w = StoreWriter::new();
-    w.metadata(
-        "colzero.kind",
-        match args.kind {
-            Kind::Query => "query",
-            Kind::Document => "document",
-        },
-    );
-    w.metadata("colzero.model", &args.model.display().to_string());
-    let mut tokens = 0usize;
-    for (r, e) in recs.into_iter().zip(embs) {
-        tokens += e.n_tokens();
-        w.push(r.id, e)?;
-    }
-    w.write(&args.output)?;
+    let n = recs.len();
+    let kind = match args.kind {
+        Kind::Query => "query",
+        Kind::Document => "document",
+    };
+    let items = recs.into_iter().map(|r| r.id).zip(embs);
+    let tokens = write_store(&args.output, items, kind, &args.model)?;
     eprintln!(
-        "wrote {} embeddings ({} vectors) to {}",
-        w.len(),
-        tokens,
+        "wrote {n} embeddings ({tokens} vectors) to {}",
         args.output.display()
     );
     Ok(())

@@ -11,9 +11,9 @@
 //! OUT_DIR/documents.safetensors and OUT_DIR/queries.safetensors (reusable by
 //! `colzero index build --embeddings`).
 
-use super::{AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
+use super::{write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
 use anyhow::{Context, Result};
-use colzero_core::{fsutil, EmbeddingStore, MultiVector, Run, StoreWriter};
+use colzero_core::{fsutil, EmbeddingStore, MultiVector, Run};
 use colzero_eval::{
     apply_policies, evaluate, format_table, write_run, BeirDataset, EvalOptions, Metric, Policy,
 };
@@ -81,6 +81,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         model.describe()
     );
 
+    if args.save_embeddings {
+        std::fs::create_dir_all(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?;
+    }
     let t1 = Instant::now();
     let (searcher, n_vectors) = match &args.index {
         Some(dir) => {
@@ -100,12 +104,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             let ids = ds.corpus.iter().map(|d| d.id.clone());
             let docs: Vec<(String, MultiVector)> = ids.zip(doc_embs).collect();
             if args.save_embeddings && args.embeddings.is_none() {
-                save_store(
-                    &args.output.join("documents.safetensors"),
-                    &docs,
-                    "document",
-                    &args,
-                )?;
+                let path = args.output.join("documents.safetensors");
+                write_store(&path, docs.iter().cloned(), "document", &args.model)?;
             }
             let idx = ExactIndex::from_embeddings(docs)?;
             (Searcher::Exact(idx), n)
@@ -118,13 +118,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let t_queries = t2.elapsed().as_secs_f64();
     if args.save_embeddings {
         let ids = ds.queries.iter().map(|q| q.id.clone());
-        let queries: Vec<(String, MultiVector)> = ids.zip(q_embs.iter().cloned()).collect();
-        save_store(
-            &args.output.join("queries.safetensors"),
-            &queries,
-            "query",
-            &args,
-        )?;
+        let path = args.output.join("queries.safetensors");
+        write_store(&path, ids.zip(q_embs.iter().cloned()), "query", &args.model)?;
     }
 
     let t3 = Instant::now();
@@ -201,18 +196,4 @@ fn load_documents(path: &Path, ds: &BeirDataset) -> Result<Vec<MultiVector>> {
             })
         })
         .collect()
-}
-
-/// Writes `(id, multi-vector)` pairs as an embedding store (atomically).
-fn save_store(path: &Path, items: &[(String, MultiVector)], kind: &str, args: &Args) -> Result<()> {
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
-    let mut w = StoreWriter::new();
-    w.metadata("colzero.kind", kind);
-    w.metadata("colzero.model", &args.model.display().to_string());
-    for (id, mv) in items {
-        w.push(id.clone(), mv.clone())?;
-    }
-    w.write(path)?;
-    Ok(())
 }

@@ -203,6 +203,26 @@ pub fn read_id_texts(path: &std::path::Path) -> anyhow::Result<Vec<IdText>> {
     Ok(out)
 }
 
+/// Writes `(id, multi-vector)` pairs as an embedding store (atomically), tagged with the
+/// side (`"query"`/`"document"`) and the model path; returns the number of vectors.
+pub fn write_store(
+    path: &std::path::Path,
+    items: impl IntoIterator<Item = (String, colzero_core::MultiVector)>,
+    kind: &str,
+    model: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let mut w = colzero_core::StoreWriter::new();
+    w.metadata("colzero.kind", kind);
+    w.metadata("colzero.model", &model.display().to_string());
+    let mut tokens = 0usize;
+    for (id, mv) in items {
+        tokens += mv.n_tokens();
+        w.push(id, mv)?;
+    }
+    w.write(path)?;
+    Ok(tokens)
+}
+
 /// PLAID search parameters (defaults documented in `colzero_index::SearchParams`).
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct PlaidArgs {
