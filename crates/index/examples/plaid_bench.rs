@@ -10,7 +10,7 @@
 //!     cargo run --release -p colzero-index --example plaid_bench -- search \
 //!         --docs DOCS.safetensors --queries QUERIES.safetensors --index DIR [--k 10,100] \
 //!         [--n-probe 8] [--threshold 0.4] [--n-candidates N] [--n-full N] \
-//!         [--runs-out runs.json] [--max-queries N] \
+//!         [--runs-out runs.json] [--max-queries N] [--rounds R] [--single] [--plaid-only] \
 //!         [--qrels QRELS.tsv [--exhaustive] [--fidelity-out per-query.json]]
 //!
 //! `search` prints `RESULT <key> <value>` lines that `bench/index/run.sh` collects into
@@ -26,7 +26,7 @@ use colzero_core::{Hit, MultiVector};
 use colzero_eval::{evaluate, EvalOptions, Metric, Qrels};
 use colzero_index::kmeans::sample_docs;
 use colzero_index::{BuildConfig, ExactIndex, IndexBuilder, PlaidIndex, SearchParams};
-use common::{mib, status_kb, Args, StreamStore};
+use common::{cpu_seconds, mib, status_kb, Args, StreamStore};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -87,6 +87,13 @@ fn build(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         mib(after_train_anon)
     );
     Ok(())
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn recall(got: &[Hit], want: &[Hit]) -> f64 {
@@ -153,7 +160,12 @@ fn search(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let index = PlaidIndex::open(&PathBuf::from(a.str("index", "/tmp/colzero-bench/index")))?;
     let t_open = t.elapsed().as_secs_f64();
-    let exact = ExactIndex::from_embeddings((0..docs.len()).map(|i| docs.read(i)).collect())?;
+    let plaid_only = a.flag("plaid-only");
+    let exact = if plaid_only {
+        ExactIndex::from_embeddings(Vec::new())?
+    } else {
+        ExactIndex::from_embeddings((0..docs.len()).map(|i| docs.read(i)).collect())?
+    };
     let nq = qs.len() as f64;
     println!(
         "queries {} docs {} k {ks:?} threads {} params {p:?}",
@@ -166,54 +178,100 @@ fn search(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let info = index.info();
     println!("RESULT colzero_bytes_per_token {:.2}", info.bytes_per_token);
 
-    // Exact search once at the largest k (its cost does not depend on k); smaller k are
-    // prefixes of the same ranking.
-    let t = Instant::now();
-    let want_max = exact.search_batch(&qs, kmax)?;
-    let exact_qps = nq / t.elapsed().as_secs_f64();
-    println!("exact  batch QPS     {exact_qps:.2} (k {kmax})");
-    println!("RESULT exact_qps {exact_qps:.2}");
-    let mut runs = serde_json::Map::new();
-    runs.insert(
-        "exact".into(),
-        serde_json::to_value(run_json(&qids, &want_max))?,
-    );
+    // Exact search at the largest k (its cost does not depend on k; smaller k are
+    // prefixes of the same ranking), then PLAID at each k, back to back; `--rounds R`
+    // repeats that cycle R times (ratios are per round, so load changes between rounds
+    // do not skew them). QPS are wall-clock and per CPU-second (user + system of all
+    // threads: robust to other processes taking the cores).
+    let rounds: usize = a.num("rounds", 1);
     let qrels = if a.flag("qrels") {
         Some(Qrels::read(&PathBuf::from(a.str("qrels", "")))?)
     } else {
         None
     };
+    let mut runs = serde_json::Map::new();
+    let mut want_max: Vec<Vec<Hit>> = Vec::new();
     let mut plaid_k10: Option<Vec<Vec<Hit>>> = None;
-    for &k in &ks {
-        let want: Vec<Vec<Hit>> = want_max
-            .iter()
-            .map(|h| h[..h.len().min(k)].to_vec())
-            .collect();
-        let _ = index.search_batch(&qs[..qs.len().min(8)], k, &p, None)?; // warm the page cache
-        let t = Instant::now();
-        let got = index.search_batch(&qs, k, &p, None)?;
-        let plaid_qps = nq / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for q in &qs {
-            std::hint::black_box(index.search_with(q, k, &p, None)?);
+    let mut sum_ratio = vec![(0.0f64, 0.0f64); ks.len()];
+    for round in 0..rounds {
+        let (mut exact_qps, mut exact_cqps) = (f64::NAN, f64::NAN);
+        if !plaid_only {
+            let (t, c) = (Instant::now(), cpu_seconds());
+            want_max = exact.search_batch(&qs, kmax)?;
+            exact_qps = nq / t.elapsed().as_secs_f64();
+            exact_cqps = nq / (cpu_seconds() - c).max(0.01);
+            println!(
+                "[round {round}] exact  batch QPS {exact_qps:.2} (k {kmax}), per CPU-second \
+                 {exact_cqps:.2}, load {}",
+                loadavg()
+            );
+            println!("RESULT exact_qps {exact_qps:.2}");
+            println!("RESULT exact_cpu_qps {exact_cqps:.2}");
+            runs.insert(
+                "exact".into(),
+                serde_json::to_value(run_json(&qids, &want_max))?,
+            );
         }
-        let single_ms = t.elapsed().as_secs_f64() * 1000.0 / nq;
-        let r = mean(got.iter().zip(&want).map(|(g, w)| recall(g, w)));
-        let (nc, nf) = p.resolved(k);
+        for (ki, &k) in ks.iter().enumerate() {
+            let _ = index.search_batch(&qs[..qs.len().min(8)], k, &p, None)?; // warm the page cache
+            let (t, c) = (Instant::now(), cpu_seconds());
+            let got = index.search_batch(&qs, k, &p, None)?;
+            let plaid_qps = nq / t.elapsed().as_secs_f64();
+            let plaid_cqps = nq / (cpu_seconds() - c).max(0.01);
+            let single = if a.flag("single") {
+                let t = Instant::now();
+                for q in &qs {
+                    std::hint::black_box(index.search_with(q, k, &p, None)?);
+                }
+                format!(
+                    ", one-at-a-time {:.2} ms/query",
+                    t.elapsed().as_secs_f64() * 1000.0 / nq
+                )
+            } else {
+                String::new()
+            };
+            let (nc, nf) = p.resolved(k);
+            let r = if plaid_only {
+                f64::NAN
+            } else {
+                let want: Vec<Vec<Hit>> = want_max
+                    .iter()
+                    .map(|h| h[..h.len().min(k)].to_vec())
+                    .collect();
+                mean(got.iter().zip(&want).map(|(g, w)| recall(g, w)))
+            };
+            sum_ratio[ki].0 += plaid_qps / exact_qps;
+            sum_ratio[ki].1 += plaid_cqps / exact_cqps;
+            println!(
+                "[round {round}] PLAID  k {k:3} (n_candidates {nc}, n_full {nf}): batch QPS \
+                 {plaid_qps:.1} ({:.1}x exact), per CPU-second {plaid_cqps:.1} ({:.1}x exact){single}, \
+                 recall@{k} vs exact {r:.4}, load {}",
+                plaid_qps / exact_qps,
+                plaid_cqps / exact_cqps,
+                loadavg()
+            );
+            println!("RESULT colzero_qps_k{k} {plaid_qps:.2}");
+            println!("RESULT colzero_cpu_qps_k{k} {plaid_cqps:.2}");
+            println!("RESULT colzero_recall_k{k} {r:.4}");
+            runs.insert(
+                format!("plaid_k{k}"),
+                serde_json::to_value(run_json(&qids, &got))?,
+            );
+            if k == 10 {
+                plaid_k10 = Some(got);
+            }
+        }
+    }
+    for (ki, &k) in ks.iter().enumerate() {
+        let (w, c) = sum_ratio[ki];
         println!(
-            "PLAID  k {k:3} (n_candidates {nc}, n_full {nf}): batch QPS {plaid_qps:.1} ({:.1}x exact), \
-             one-at-a-time {single_ms:.2} ms/query, recall@{k} vs exact {r:.4}",
-            plaid_qps / exact_qps
+            "PLAID/exact k {k}: mean over {rounds} rounds {:.2}x wall, {:.2}x CPU",
+            w / rounds as f64,
+            c / rounds as f64
         );
-        println!("RESULT colzero_qps_k{k} {plaid_qps:.2}");
-        println!("RESULT colzero_recall_k{k} {r:.4}");
-        runs.insert(
-            format!("plaid_k{k}"),
-            serde_json::to_value(run_json(&qids, &got))?,
-        );
-        if k == 10 {
-            plaid_k10 = Some(got);
-        }
+    }
+    if plaid_only {
+        return Ok(());
     }
     if let (Some(qrels), Some(got)) = (&qrels, &plaid_k10) {
         let want: Vec<Vec<Hit>> = want_max

@@ -12,7 +12,8 @@
 //!   time, most significant bits first, `dim · nbits / 8` bytes per token
 //!   (`dim · nbits` must be a multiple of 8). nbits ∈ {1, 2, 4}.
 //! - Decoding: `x̂ = normalize(c + weights[bucket])`, through a 256-entry lookup table
-//!   per byte.
+//!   per byte. The search rerank decodes `c + weights[bucket]` and the inverse norm
+//!   separately (`decode_rows`) and scales the dot products instead of the vectors.
 
 use crate::error::{IndexError, Result};
 use crate::kernel::{argmax_packed, LANES};
@@ -197,24 +198,57 @@ impl ResidualCodec {
         }
     }
 
-    /// Decodes `ntok` tokens (codes + residual bytes) straight into panel layout
-    /// (`out` is resized to `n_panels(ntok) · dim · LANES`).
-    pub fn decode_panels(&self, centroids: &[f32], codes: &[u32], res: &[u8], out: &mut Vec<f32>) {
-        self.decode_panels_t(centroids, codes, res, out)
-    }
-
-    /// [`Self::decode_panels`] for codes in their stored width.
-    pub(crate) fn decode_codes_panels(
+    /// Decodes a document's tokens (codes + residual bytes) row-major into `rows`
+    /// *without* normalising them (`c + weights[bucket]`), and their inverse norms into
+    /// `scales` (1 for a zero vector, as [`Self::decode_into`] leaves it unchanged):
+    /// `rows_t · scales[t]` is what `decode_into` gives. Both are resized to fit; meant
+    /// for [`crate::kernel::maxsim_rows`], which folds the scale into the dot products.
+    pub(crate) fn decode_rows(
         &self,
         centroids: &[f32],
         codes: crate::plaid::Codes<'_>,
         res: &[u8],
-        out: &mut Vec<f32>,
+        rows: &mut Vec<f32>,
+        scales: &mut Vec<f32>,
     ) {
         match codes {
-            crate::plaid::Codes::U16(c) => self.decode_panels_t(centroids, c, res, out),
-            crate::plaid::Codes::U32(c) => self.decode_panels_t(centroids, c, res, out),
+            crate::plaid::Codes::U16(c) => self.decode_rows_t(centroids, c, res, rows, scales),
+            crate::plaid::Codes::U32(c) => self.decode_rows_t(centroids, c, res, rows, scales),
         }
+    }
+
+    fn decode_rows_t<C: crate::plaid::Code>(
+        &self,
+        centroids: &[f32],
+        codes: &[C],
+        res: &[u8],
+        rows: &mut Vec<f32>,
+        scales: &mut Vec<f32>,
+    ) {
+        let dim = self.dim;
+        let bpt = self.bytes_per_token();
+        rows.resize(codes.len() * dim, 0.0);
+        scales.clear();
+        for ((&c, out), bytes) in codes
+            .iter()
+            .zip(rows.chunks_exact_mut(dim))
+            .zip(res.chunks_exact(bpt))
+        {
+            let c = c.idx();
+            let cent = &centroids[c * dim..(c + 1) * dim];
+            let sq = match self.nbits {
+                1 => decode_raw::<8>(&self.lut, cent, bytes, out),
+                2 => decode_raw::<4>(&self.lut, cent, bytes, out),
+                _ => decode_raw::<2>(&self.lut, cent, bytes, out),
+            };
+            scales.push(if sq > 0.0 { 1.0 / sq.sqrt() } else { 1.0 });
+        }
+    }
+
+    /// Decodes `ntok` tokens (codes + residual bytes) straight into panel layout
+    /// (`out` is resized to `n_panels(ntok) · dim · LANES`).
+    pub fn decode_panels(&self, centroids: &[f32], codes: &[u32], res: &[u8], out: &mut Vec<f32>) {
+        self.decode_panels_t(centroids, codes, res, out)
     }
 
     fn decode_panels_t<C: crate::plaid::Code>(
@@ -316,5 +350,50 @@ mod tests {
         assert!(ResidualCodec::new(4, 3, vec![0.0; 7], vec![0.0; 8], 0.1).is_err());
         assert!(ResidualCodec::new(3, 2, vec![0.0; 3], vec![0.0; 4], 0.1).is_err());
         assert!(ResidualCodec::new(4, 1, vec![0.0; 2], vec![0.0; 2], 0.1).is_err());
+    }
+
+    #[test]
+    fn decode_rows_times_scale_is_decode_into() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let dim = 16;
+        for nbits in [1usize, 2, 4] {
+            let nb = 1usize << nbits;
+            let cutoffs: Vec<f32> = (1..nb).map(|i| -0.2 + 0.4 * i as f32 / nb as f32).collect();
+            let weights: Vec<f32> = (0..nb)
+                .map(|i| -0.25 + 0.5 * i as f32 / nb as f32)
+                .collect();
+            let codec = ResidualCodec::new(dim, nbits, cutoffs, weights, 0.3).unwrap();
+            let k = 3;
+            let centroids: Vec<f32> = (0..k * dim).map(|_| rng.random_range(-0.3..0.3)).collect();
+            let ntok = 7;
+            let codes: Vec<u16> = (0..ntok).map(|_| rng.random_range(0..k as u16)).collect();
+            let res: Vec<u8> = (0..ntok * codec.bytes_per_token())
+                .map(|_| rng.random())
+                .collect();
+            let (mut rows, mut scales) = (Vec::new(), Vec::new());
+            codec.decode_rows(
+                &centroids,
+                crate::plaid::Codes::U16(&codes),
+                &res,
+                &mut rows,
+                &mut scales,
+            );
+            assert_eq!((rows.len(), scales.len()), (ntok * dim, ntok));
+            let bpt = codec.bytes_per_token();
+            for t in 0..ntok {
+                let c = codes[t] as usize;
+                let mut want = vec![0.0f32; dim];
+                codec.decode_into(
+                    &centroids[c * dim..(c + 1) * dim],
+                    &res[t * bpt..(t + 1) * bpt],
+                    &mut want,
+                );
+                for d in 0..dim {
+                    let got = rows[t * dim + d] * scales[t];
+                    assert!((got - want[d]).abs() < 1e-6, "nbits {nbits} t {t} d {d}");
+                }
+            }
+        }
     }
 }

@@ -10,6 +10,9 @@
 //!   padding lanes never take part in the max (they are masked to -inf). A document with
 //!   zero tokens scores 0, exactly as `colzero_core::maxsim`. Results agree with the
 //!   reference up to float summation order (~1e-5 relative).
+//! - [`maxsim_rows`] is MaxSim with the roles swapped: the query in panel layout, the
+//!   document tokens row-major, each token's dot products multiplied by a per-token
+//!   scale (the fused PLAID rerank over unnormalised decompressed tokens).
 //! - [`scores_packed`] writes every dot product `q_r · x_t` (row-major `[nq][n]`).
 //! - On x86_64 with AVX2+FMA (detected at run time) a register-blocked SIMD kernel runs
 //!   (4 query rows x 2 panels per step, broadcast-FMA, no horizontal sums in the inner
@@ -173,6 +176,53 @@ pub fn argmax_scalar(rows: &[f32], dim: usize, panels: &[f32], n: usize, out: &m
     }
 }
 
+/// Scaled MaxSim of a query in panel layout (`nq` rows, see [`pack_panels`]) against
+/// `ntok = scales.len()` document tokens given row-major (`rows`, `ntok x dim`):
+/// `Σ_r max_t scales[t] · (q_r · rows_t)` (0 when `ntok` or `nq` is 0). With `rows` the
+/// unnormalised decompressed tokens and `scales` their inverse norms this is MaxSim over
+/// the normalised tokens, without writing them out (the PLAID rerank).
+pub fn maxsim_rows(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32], scales: &[f32]) -> f32 {
+    let ntok = scales.len();
+    assert!(rows.len() >= ntok * dim, "maxsim_rows: rows too short");
+    assert!(
+        q_panels.len() >= n_panels(nq) * dim * LANES,
+        "maxsim_rows: query panels too short"
+    );
+    if ntok == 0 || nq == 0 {
+        return 0.0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2+FMA present; ntok, nq > 0 and slice sizes asserted above.
+        return unsafe { crate::simd::maxsim_rows(q_panels, nq, dim, rows, scales) };
+    }
+    maxsim_rows_scalar(q_panels, nq, dim, rows, scales)
+}
+
+/// Portable version of [`maxsim_rows`].
+pub fn maxsim_rows_scalar(
+    q_panels: &[f32],
+    nq: usize,
+    dim: usize,
+    rows: &[f32],
+    scales: &[f32],
+) -> f32 {
+    let mut total = 0.0f32;
+    for r in 0..nq {
+        let panel = &q_panels[(r / LANES) * dim * LANES..];
+        let mut best = f32::NEG_INFINITY;
+        for (x, &s) in rows.chunks_exact(dim).zip(scales) {
+            let mut dot = 0.0f32;
+            for (d, &xv) in x.iter().enumerate() {
+                dot += panel[d * LANES + r % LANES] * xv;
+            }
+            best = best.max(s * dot);
+        }
+        total += best;
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +327,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn maxsim_rows_equals_scaled_maxsim() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        for &(nq, n, dim) in &[
+            (1usize, 1usize, 4usize),
+            (32, 157, 128),
+            (32, 1, 128),
+            (5, 8, 16),
+            (9, 17, 3),
+            (40, 33, 64),
+            (33, 2, 128),
+        ] {
+            let q = random_mv(&mut rng, nq, dim);
+            let x = random_mv(&mut rng, n, dim);
+            let scales: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..2.0)).collect();
+            let mut q_panels = Vec::new();
+            pack_panels(q.as_slice(), dim, &mut q_panels);
+            let want: f32 = (0..nq)
+                .map(|r| {
+                    (0..n)
+                        .map(|t| scales[t] * colzero_core::maxsim::dot(q.row(r), x.row(t)))
+                        .fold(f32::NEG_INFINITY, f32::max)
+                })
+                .sum();
+            let fast = maxsim_rows(&q_panels, nq, dim, x.as_slice(), &scales);
+            let slow = maxsim_rows_scalar(&q_panels, nq, dim, x.as_slice(), &scales);
+            let tol = 1e-4 * (1.0 + want.abs());
+            assert!(
+                (fast - want).abs() < tol,
+                "{nq}x{n}x{dim}: {fast} vs {want}"
+            );
+            assert!(
+                (slow - want).abs() < tol,
+                "{nq}x{n}x{dim}: {slow} vs {want}"
+            );
+        }
+        assert_eq!(maxsim_rows(&[0.0; 32], 1, 4, &[], &[]), 0.0);
     }
 }

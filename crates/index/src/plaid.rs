@@ -47,13 +47,6 @@ pub(crate) enum Codes<'a> {
 }
 
 impl<'a> Codes<'a> {
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Codes::U16(c) => c.len(),
-            Codes::U32(c) => c.len(),
-        }
-    }
-
     pub(crate) fn slice(&self, start: usize, end: usize) -> Codes<'a> {
         match self {
             Codes::U16(c) => Codes::U16(&c[start..end]),

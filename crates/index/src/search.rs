@@ -20,7 +20,7 @@
 
 use crate::error::{IndexError, Result};
 use crate::filter::IdFilter;
-use crate::kernel::{maxsim_packed, pack_panels, scores_packed};
+use crate::kernel::{maxsim_rows, pack_panels, scores_packed};
 use crate::plaid::{Code, Codes, PlaidIndex};
 use colzero_core::ranking::hit_order;
 use colzero_core::{top_k, Hit, MultiVector};
@@ -269,16 +269,21 @@ impl PlaidIndex {
             cands = keep(&cands, &s, n_full);
         }
         // 4. decompression and exact MaxSim
-        let s = map_maybe_par(&cands, parallel, Vec::new, |buf, d| {
-            let codes = self.doc_codes(d as usize);
-            self.codec.decode_codes_panels(
-                &self.centroids,
-                codes,
-                self.doc_residuals(d as usize),
-                buf,
-            );
-            maxsim_packed(q, dim, buf, codes.len())
-        });
+        let s = map_maybe_par(
+            &cands,
+            parallel,
+            || (Vec::new(), Vec::new()),
+            |(rows, scales), d| {
+                self.codec.decode_rows(
+                    &self.centroids,
+                    self.doc_codes(d as usize),
+                    self.doc_residuals(d as usize),
+                    rows,
+                    scales,
+                );
+                maxsim_rows(&q_panels, nq, dim, rows, scales)
+            },
+        );
         let mut hits: Vec<Hit> = cands
             .iter()
             .zip(s)

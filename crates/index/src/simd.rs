@@ -229,3 +229,97 @@ pub unsafe fn argmax(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &
         }
     }
 }
+
+/// Dot products of 2 row-major tokens (`xa`, `xb`) with `G` query panels: 2·G independent
+/// FMA chains, one broadcast per token and coordinate.
+#[inline(always)]
+unsafe fn rows_block<const G: usize>(
+    qp: *const f32,
+    ps: usize,
+    xa: *const f32,
+    xb: *const f32,
+    dim: usize,
+) -> ([__m256; G], [__m256; G]) {
+    let mut a = [_mm256_setzero_ps(); G];
+    let mut b = [_mm256_setzero_ps(); G];
+    for d in 0..dim {
+        let va = _mm256_broadcast_ss(&*xa.add(d));
+        let vb = _mm256_broadcast_ss(&*xb.add(d));
+        for g in 0..G {
+            let q = _mm256_loadu_ps(qp.add(g * ps + d * LANES));
+            a[g] = _mm256_fmadd_ps(va, q, a[g]);
+            b[g] = _mm256_fmadd_ps(vb, q, b[g]);
+        }
+    }
+    (a, b)
+}
+
+/// Running maxima of `G` query panels (starting at `qp`) over all tokens, summed over
+/// the `nq_here` real query rows of those panels.
+#[inline(always)]
+unsafe fn rows_sweep<const G: usize>(
+    qp: *const f32,
+    nq_here: usize,
+    dim: usize,
+    rows: &[f32],
+    scales: &[f32],
+) -> f32 {
+    let ps = dim * LANES;
+    let ntok = scales.len();
+    let mut m = [_mm256_set1_ps(f32::NEG_INFINITY); G];
+    let rp = rows.as_ptr();
+    let mut t = 0;
+    while t < ntok {
+        // An odd last token is paired with itself (the max is unchanged).
+        let t1 = if t + 1 < ntok { t + 1 } else { t };
+        let (a, b) = rows_block::<G>(qp, ps, rp.add(t * dim), rp.add(t1 * dim), dim);
+        let sa = _mm256_set1_ps(scales[t]);
+        let sb = _mm256_set1_ps(scales[t1]);
+        for g in 0..G {
+            m[g] = _mm256_max_ps(
+                m[g],
+                _mm256_max_ps(_mm256_mul_ps(a[g], sa), _mm256_mul_ps(b[g], sb)),
+            );
+        }
+        t += 2;
+    }
+    let mut vals = [0.0f32; LANES];
+    let mut total = 0.0f32;
+    for (g, mg) in m.iter().enumerate() {
+        _mm256_storeu_ps(vals.as_mut_ptr(), *mg);
+        let valid = nq_here.saturating_sub(g * LANES).min(LANES);
+        total += vals[..valid].iter().sum::<f32>();
+    }
+    total
+}
+
+/// See `kernel::maxsim_rows`. Safety: AVX2+FMA; `nq, ntok > 0`; `q_panels` holds
+/// `n_panels(nq)` panels and `rows` `ntok · dim` floats.
+///
+/// Blocking: up to 4 query panels (32 query rows) x 2 document tokens per step, 8
+/// accumulators; the query block stays in L1 while the document's rows stream by.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn maxsim_rows(
+    q_panels: &[f32],
+    nq: usize,
+    dim: usize,
+    rows: &[f32],
+    scales: &[f32],
+) -> f32 {
+    let ng = n_panels(nq);
+    let ps = dim * LANES;
+    let mut total = 0.0f32;
+    let mut g0 = 0;
+    while g0 < ng {
+        let qp = q_panels.as_ptr().add(g0 * ps);
+        let here = nq - g0 * LANES;
+        total += match (ng - g0).min(4) {
+            4 => rows_sweep::<4>(qp, here, dim, rows, scales),
+            3 => rows_sweep::<3>(qp, here, dim, rows, scales),
+            2 => rows_sweep::<2>(qp, here, dim, rows, scales),
+            _ => rows_sweep::<1>(qp, here, dim, rows, scales),
+        };
+        g0 += 4;
+    }
+    total
+}

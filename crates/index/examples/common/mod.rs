@@ -129,3 +129,14 @@ pub fn status_kb(field: &str) -> u64 {
 pub fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
+
+/// CPU seconds (user + system, all threads) used by this process so far, from
+/// /proc/self/stat (clock ticks of 1/100 s).
+pub fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
