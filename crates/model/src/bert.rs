@@ -12,7 +12,7 @@
 //! `padding_idx`).
 
 use crate::config::{opt_f64, opt_str, opt_usize, req_usize};
-use crate::nn::{dropout, gelu, layer_norm, linear, masked_softmax, ForwardCtx};
+use crate::nn::{attention, dropout, gelu, layer_norm, linear, ForwardCtx};
 use crate::weights::get_checked;
 use crate::{Backbone, ModelError, Result};
 use candle_core::{DType, Tensor};
@@ -252,27 +252,21 @@ impl Bert {
         &self,
         layer: &Layer,
         x: &Tensor,
-        bias: &Tensor,
+        key_bias: &Tensor,
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let nh = self.cfg.num_attention_heads;
-        let dh = h / nh;
-        let split = |y: Tensor| -> Result<Tensor> {
-            Ok(y.reshape((b, t, nh, dh))?.transpose(1, 2)?.contiguous()?)
-        };
-        let q = split(layer.q.fwd(x)?)?;
-        let k = split(layer.k.fwd(x)?)?;
-        let v = split(layer.v.fwd(x)?)?;
-        let scores = q.matmul(&k.t()?.contiguous()?)?;
-        let probs = masked_softmax(&scores, Some(bias), 1.0 / (dh as f64).sqrt())?;
-        let probs = dropout(&probs, self.cfg.attention_probs_dropout_prob, ctx)?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))?;
-        Ok(out)
+        let q = layer.q.fwd(x)?;
+        let k = layer.k.fwd(x)?;
+        let v = layer.v.fwd(x)?;
+        attention(
+            &q,
+            &k,
+            &v,
+            Some(key_bias),
+            self.cfg.num_attention_heads,
+            self.cfg.attention_probs_dropout_prob,
+            ctx,
+        )
     }
 }
 
@@ -299,11 +293,11 @@ impl Backbone for Bert {
         let x = words.broadcast_add(&pos)?.broadcast_add(&tt)?;
         let x = self.emb_norm.fwd(&x)?;
         let mut x = dropout(&x, self.cfg.hidden_dropout_prob, ctx)?;
-        // (1 - mask) * finfo(f32).min, shaped [b, 1, 1, t].
+        // (1 - mask) * finfo(f32).min per key, shaped [b, t].
         let m = attention_mask.to_dtype(DType::F32)?.to_device(dev)?;
         let bias = m
             .affine(-(f32::MIN as f64), f32::MIN as f64)?
-            .reshape((b, 1, 1, t))?;
+            .reshape((b, t))?;
         let p = self.cfg.hidden_dropout_prob;
         for layer in &self.layers {
             let a = self.attention(layer, &x, &bias, ctx)?;

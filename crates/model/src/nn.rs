@@ -4,12 +4,13 @@
 //! (or of custom ops that implement `bwd`: on the CPU, `layer_norm`, `softmax_last`,
 //! `masked_softmax` and `gelu` run the fused kernels of [`crate::kernels`]). candle's fused
 //! `layer_norm`, `rms_norm`, `softmax_last_dim`, `rope` and `sdpa` are never used: they
-//! silently cut gradients.
+//! silently cut gradients. `dropout` and `attention` are fused on the CPU too (their
+//! masks are recomputed from a per-call seed in the backward pass).
 //! [`ForwardCtx`] carries the train/eval switch and the seeded RNG that dropout draws
 //! from, so a forward pass can be replayed bit for bit (GradCache) by cloning the context.
 
 use crate::Result;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -62,32 +63,104 @@ impl ForwardCtx {
         &self.rng
     }
 
-    /// A keep-mask scaled by `1/(1-p)`, shaped like `shape`, drawn from this context.
-    fn dropout_mask(&mut self, shape: &[usize], p: f32, device: &Device) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let scale = 1.0 / (1.0 - p);
-        let data: Vec<f32> = (0..n)
-            .map(|_| {
-                if self.rng.random::<f32>() < p {
-                    0.0
-                } else {
-                    scale
-                }
-            })
-            .collect();
-        Ok(Tensor::from_vec(data, shape, device)?)
+    /// A fresh seed for one dropout layer (advances the RNG by one `u64`).
+    fn next_seed(&mut self) -> u64 {
+        self.rng.random::<u64>()
+    }
+
+    /// The dropout rate a layer with configured rate `p` uses in this context (0 when not
+    /// training).
+    fn rate(&self, p: f32) -> f32 {
+        let p = self.rate_override.unwrap_or(p);
+        if self.train && p > 0.0 {
+            p
+        } else {
+            0.0
+        }
     }
 }
 
 /// Dropout with rate `p`, or the context's override (identity when `ctx.train` is false
-/// or the rate is 0).
+/// or the rate is 0). Each call draws one seed from the context; the mask is
+/// [`kernels::dropout`](crate::kernels::dropout)'s function of that seed (fused and
+/// recomputed in the backward pass on the CPU, materialised elsewhere).
 pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
-    let p = ctx.rate_override.unwrap_or(p);
-    if !ctx.train || p <= 0.0 {
+    let p = ctx.rate(p);
+    if p <= 0.0 {
         return Ok(x.clone());
     }
-    let mask = ctx.dropout_mask(x.dims(), p, x.device())?;
+    let seed = ctx.next_seed();
+    if x.device().is_cpu() {
+        return crate::kernels::dropout(x, p, seed);
+    }
+    let mask = crate::kernels::dropout::keep_mask(x.elem_count(), seed, p);
+    let mask = Tensor::from_vec(mask, x.dims(), x.device())?;
     Ok(x.mul(&mask.to_dtype(x.dtype())?)?)
+}
+
+/// Multi-head attention core for projections `q`, `k`, `v` of shape `[b, t, h]` (heads
+/// side by side in the last dim): `dropout(softmax(q k^T * scale + key_bias), p) v` per
+/// head, merged back to `[b, t, h]`; `key_bias` is an additive `[b, t]` per-key bias (a
+/// constant). Draws one dropout seed from `ctx` when dropout is active. On the CPU this is
+/// the fused kernel [`kernels::attention`](crate::kernels::attention) (no `t x t`
+/// tensors kept for the backward pass); elsewhere [`attention_composed`], which draws the
+/// same mask.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_bias: Option<&Tensor>,
+    heads: usize,
+    p: f32,
+    ctx: &mut ForwardCtx,
+) -> Result<Tensor> {
+    let p = ctx.rate(p);
+    let seed = if p > 0.0 { ctx.next_seed() } else { 0 };
+    let dh = q.dim(D::Minus1)? / heads.max(1);
+    let scale = 1.0 / (dh as f64).sqrt();
+    if q.device().is_cpu() {
+        return crate::kernels::attention(q, k, v, key_bias, heads, scale, p, seed);
+    }
+    attention_composed(q, k, v, key_bias, heads, scale, p, seed)
+}
+
+/// [`attention`] composed of plain differentiable candle ops (any device; the reference
+/// the fused kernel is tested against). `seed` is used only when `p > 0`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_bias: Option<&Tensor>,
+    heads: usize,
+    scale: f64,
+    p: f32,
+    seed: u64,
+) -> Result<Tensor> {
+    let (b, t, h) = q.dims3()?;
+    let dh = h / heads;
+    let split = |y: &Tensor| -> Result<Tensor> {
+        Ok(y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous()?)
+    };
+    let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+    let scores = q.matmul(&k.t()?.contiguous()?)?;
+    let bias = match key_bias {
+        Some(m) => Some(m.reshape((b, 1, 1, t))?),
+        None => None,
+    };
+    let probs = masked_softmax(&scores, bias.as_ref(), scale)?;
+    let probs = if p > 0.0 {
+        let mask = crate::kernels::dropout::keep_mask(probs.elem_count(), seed, p);
+        let mask = Tensor::from_vec(mask, probs.dims(), probs.device())?;
+        probs.mul(&mask.to_dtype(probs.dtype())?)?
+    } else {
+        probs
+    };
+    Ok(probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, t, h))?)
 }
 
 /// Layer normalisation over the last dimension (differentiable). `bias` is optional
@@ -168,7 +241,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Var;
+    use candle_core::{Device, Var};
 
     #[test]
     fn layer_norm_matches_definition_and_has_gradients() {

@@ -13,11 +13,15 @@
 //! Conventions for degenerate rows: a softmax row whose logits are all `-inf` (a fully
 //! masked attention row) yields all zeros and a zero gradient, never NaN.
 
+pub mod attention;
+pub mod dropout;
 pub mod gelu;
 pub mod layer_norm;
 pub mod math;
 pub mod softmax;
 
+pub use attention::attention;
+pub use dropout::dropout;
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use softmax::{masked_softmax, softmax_last};

@@ -47,7 +47,7 @@ struct SoftmaxOp {
 
 /// Softmax in place over a row that already holds the logits.
 #[inline(always)]
-fn softmax_row(yr: &mut [f32]) {
+pub(crate) fn softmax_row(yr: &mut [f32]) {
     let m = math::max(yr);
     if m == f32::NEG_INFINITY {
         yr.fill(0.0);
