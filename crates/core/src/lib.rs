@@ -8,6 +8,7 @@
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
+pub mod cpu;
 pub mod embedding;
 pub mod error;
 pub mod fsutil;

@@ -16,6 +16,7 @@ static GLOBAL: colzero_core::alloc::MiMalloc = colzero_core::alloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     colzero_core::alloc::retain_freed_memory();
+    colzero_core::cpu::init(None);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map_or(Ok(256), |s| s.parse())?;
     let shared = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "../shared".into()));

@@ -28,6 +28,7 @@ static GLOBAL: colzero_core::alloc::MiMalloc = colzero_core::alloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     colzero_core::alloc::retain_freed_memory();
+    colzero_core::cpu::init(None);
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).map_or(Ok(16), |s| s.parse())?;
     let mini: usize = args.get(2).map_or(Ok(16), |s| s.parse())?;
