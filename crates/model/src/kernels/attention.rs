@@ -68,7 +68,11 @@ pub fn attention(
         seed,
         bias,
     };
-    let (q, k, v) = (prep(q, "attention")?, prep(k, "attention")?, prep(v, "attention")?);
+    let (q, k, v) = (
+        prep(q, "attention")?,
+        prep(k, "attention")?,
+        prep(v, "attention")?,
+    );
     Ok(q.apply_op3(&k, &v, op)?.to_dtype(dtype)?)
 }
 
@@ -230,6 +234,9 @@ impl AttentionOp {
         (0..self.b * self.heads).into_par_iter().for_each_init(
             || vec![0f32; 2 * t * t],
             |buf, task| {
+                // Use the whole `Shared` (Send), not its raw-pointer field (edition-2021
+                // closures capture disjoint fields).
+                #[allow(clippy::redundant_locals)]
                 let dst = dst;
                 let (pbuf, dbuf) = buf.split_at_mut(t * t);
                 self.probs(task, q, k, pbuf);
@@ -305,8 +312,34 @@ impl AttentionOp {
                     mm(t, t, dh, gbuf.as_mut_ptr(), t, 1, gp, h, 1, vp, 1, h);
                     softmax_bwd_rows(pbuf, d, gbuf, t, self.scale);
                     // dq = ds k ; dk = ds^T q
-                    mm(t, dh, t, pq.0.add(base), h, 1, gbuf.as_ptr(), t, 1, kp, h, 1);
-                    mm(t, dh, t, pk.0.add(base), h, 1, gbuf.as_ptr(), 1, t, qp, h, 1);
+                    mm(
+                        t,
+                        dh,
+                        t,
+                        pq.0.add(base),
+                        h,
+                        1,
+                        gbuf.as_ptr(),
+                        t,
+                        1,
+                        kp,
+                        h,
+                        1,
+                    );
+                    mm(
+                        t,
+                        dh,
+                        t,
+                        pk.0.add(base),
+                        h,
+                        1,
+                        gbuf.as_ptr(),
+                        1,
+                        t,
+                        qp,
+                        h,
+                        1,
+                    );
                 }
             },
         );
@@ -349,7 +382,9 @@ impl CustomOp3 for AttentionOp {
         let (dq, dk, dv) = with_f32(q, "attention bwd q", |qs| {
             with_f32(k, "attention bwd k", |ks| {
                 with_f32(v, "attention bwd v", |vs| {
-                    with_f32(g, "attention bwd grad", |gs| Ok(self.backward(qs, ks, vs, gs)))
+                    with_f32(g, "attention bwd grad", |gs| {
+                        Ok(self.backward(qs, ks, vs, gs))
+                    })
                 })
             })
         })?;
