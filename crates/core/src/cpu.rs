@@ -67,6 +67,9 @@ mod tests {
         if cfg!(any(target_arch = "x86_64", target_arch = "x86")) {
             assert_eq!(after.0, 0.0);
         }
-        assert!((after.1 - 1.0e-30).abs() < 1.0e-36, "normal values are untouched");
+        assert!(
+            (after.1 - 1.0e-30).abs() < 1.0e-36,
+            "normal values are untouched"
+        );
     }
 }

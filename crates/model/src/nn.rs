@@ -140,7 +140,9 @@ pub fn attention_composed(
     let (b, t, h) = q.dims3()?;
     let dh = h / heads;
     let split = |y: &Tensor| -> Result<Tensor> {
-        Ok(y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous()?)
+        Ok(y.reshape((b, t, heads, dh))?
+            .transpose(1, 2)?
+            .contiguous()?)
     };
     let (q, k, v) = (split(q)?, split(k)?, split(v)?);
     let scores = q.matmul(&k.t()?.contiguous()?)?;

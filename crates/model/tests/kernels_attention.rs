@@ -14,7 +14,13 @@ use kernels_common::*;
 /// Key bias `[b, t]`: batch row `i` has its last `i * 3` keys masked with `f32::MIN`.
 fn key_bias(b: usize, t: usize) -> Tensor {
     let v: Vec<f32> = (0..b * t)
-        .map(|e| if e % t >= t - (e / t) * 3 { f32::MIN } else { 0.0 })
+        .map(|e| {
+            if e % t >= t - (e / t) * 3 {
+                f32::MIN
+            } else {
+                0.0
+            }
+        })
         .collect();
     Tensor::from_vec(v, (b, t), &Device::Cpu).unwrap()
 }
@@ -41,7 +47,11 @@ fn reference(
     };
     let (qs, ks, vs) = (split(q), split(k), split(v));
     let scores = qs.matmul(&ks.t().unwrap().contiguous().unwrap()).unwrap();
-    let mask = bias.to_dtype(DType::F64).unwrap().reshape((b, 1, 1, t)).unwrap();
+    let mask = bias
+        .to_dtype(DType::F64)
+        .unwrap()
+        .reshape((b, 1, 1, t))
+        .unwrap();
     let mut probs = ref_masked_softmax(&scores, &mask, 1.0 / (dh as f64).sqrt());
     if p > 0.0 {
         let m = kernels::dropout::keep_mask(probs.elem_count(), seed, p);
@@ -129,7 +139,11 @@ fn attention_without_bias_and_single_head() {
     let want = run(dims, DType::F64, &|x| {
         let (b, t, h) = x[0].dims3().unwrap();
         let s = x[0].matmul(&x[1].t().unwrap()).unwrap();
-        let z = zero.to_dtype(DType::F64).unwrap().reshape((b, 1, t)).unwrap();
+        let z = zero
+            .to_dtype(DType::F64)
+            .unwrap()
+            .reshape((b, 1, t))
+            .unwrap();
         ref_masked_softmax(&s, &z, 0.5)
             .matmul(&x[2])
             .unwrap()
@@ -182,22 +196,18 @@ fn dropout_matches_mask_and_regenerates_it_in_backward() {
         let r = randt(4, &[n], 1.0, 0.0);
         let g = probe_loss(&y, &r).backward().unwrap();
         let gx = g.get(xv.as_tensor()).unwrap();
-        let m = Tensor::from_vec(
-            kernels::dropout::keep_mask(n, seed, p),
-            n,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let m = Tensor::from_vec(kernels::dropout::keep_mask(n, seed, p), n, &Device::Cpu).unwrap();
         assert_eq!(flat(&y), flat(&x.mul(&m).unwrap()), "n {n}");
         assert_eq!(flat(gx), flat(&r.mul(&m).unwrap()), "n {n}");
         let mv = flat(&m);
         let scale = 1.0 / (1.0 - p as f64);
-        assert!(mv
-            .iter()
-            .all(|&v| v == 0.0 || (v - scale).abs() < 1e-6));
+        assert!(mv.iter().all(|&v| v == 0.0 || (v - scale).abs() < 1e-6));
         if n > 1000 {
             let kept = mv.iter().filter(|&&v| v > 0.0).count() as f64 / n as f64;
-            assert!((kept - (1.0 - p as f64)).abs() < 0.02, "kept {kept} for p {p}");
+            assert!(
+                (kept - (1.0 - p as f64)).abs() < 0.02,
+                "kept {kept} for p {p}"
+            );
         }
     }
 }

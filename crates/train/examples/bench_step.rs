@@ -114,6 +114,10 @@ fn cpu_counters() -> (f64, f64, u64) {
     // stime 15 (1-based, clock ticks of 1/100 s on Linux).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let num = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (num(14) as f64 / 100.0, num(15) as f64 / 100.0, num(10))
 }

@@ -39,7 +39,11 @@ pub(crate) fn pair_bits(seed: u64, k: u64) -> u64 {
 #[inline(always)]
 pub fn keep(seed: u64, e: u64, thr: u32) -> bool {
     let bits = pair_bits(seed, e >> 1);
-    let u = if e & 1 == 0 { bits as u32 } else { (bits >> 32) as u32 };
+    let u = if e & 1 == 0 {
+        bits as u32
+    } else {
+        (bits >> 32) as u32
+    };
     u >= thr
 }
 
