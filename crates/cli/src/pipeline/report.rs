@@ -135,9 +135,14 @@ impl PipelineReport {
     }
 }
 
+/// `-` for no time (a stage not trained or not evaluated), `12.3s` under a minute, else
+/// whole minutes and seconds (`1m05s`).
 fn fmt_secs(s: f64) -> String {
-    if s >= 60.0 {
-        format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0)
+    if s <= 0.0 {
+        "-".into()
+    } else if s >= 59.95 {
+        let r = s.round() as u64;
+        format!("{}m{:02}s", r / 60, r % 60)
     } else {
         format!("{s:.1}s")
     }
@@ -190,4 +195,18 @@ pub fn write_report(
     text.push('\n');
     colzero_core::fsutil::atomic_write_bytes(&dir.join(format!("{stem}.json")), text.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_secs;
+
+    #[test]
+    fn seconds_format_without_negative_zero_or_sixty_seconds() {
+        assert_eq!(fmt_secs(-0.0), "-");
+        assert_eq!(fmt_secs(0.0), "-");
+        assert_eq!(fmt_secs(12.34), "12.3s");
+        assert_eq!(fmt_secs(119.7), "2m00s");
+        assert_eq!(fmt_secs(386.0), "6m26s");
+    }
 }
