@@ -93,6 +93,12 @@ pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
     if x.device().is_cpu() {
         return crate::kernels::dropout(x, p, seed);
     }
+    dropout_composed(x, p, seed)
+}
+
+/// `x` times the materialised keep-mask of `(seed, p)` (any device): the same values as
+/// the fused CPU kernel.
+fn dropout_composed(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
     let mask = crate::kernels::dropout::keep_mask(x.elem_count(), seed, p);
     let mask = Tensor::from_vec(mask, x.dims(), x.device())?;
     Ok(x.mul(&mask.to_dtype(x.dtype())?)?)
@@ -152,9 +158,7 @@ pub fn attention_composed(
     };
     let probs = masked_softmax(&scores, bias.as_ref(), scale)?;
     let probs = if p > 0.0 {
-        let mask = crate::kernels::dropout::keep_mask(probs.elem_count(), seed, p);
-        let mask = Tensor::from_vec(mask, probs.dims(), probs.device())?;
-        probs.mul(&mask.to_dtype(probs.dtype())?)?
+        dropout_composed(&probs, p, seed)?
     } else {
         probs
     };
