@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod embedding;
 pub mod error;
 pub mod fsutil;
+pub mod hash;
 pub mod jsonl;
 pub mod maxsim;
 pub mod ranking;

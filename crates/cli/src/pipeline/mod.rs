@@ -89,12 +89,7 @@ impl Marker {
 
 /// FNV-1a 64-bit of `text` as 16 hex digits (stable across builds and platforms).
 pub fn fnv_hex(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", colzero_core::hash::fnv1a(text.as_bytes()))
 }
 
 /// The hashed form of a stage config: placeholder paths, weight-neutral knobs reset.

@@ -56,20 +56,14 @@ pub const INIT_SEED: u64 = 42;
 /// FNV-1a over the entries' paths and bytes and the init seed: changes whenever the
 /// embedded files do.
 pub fn fingerprint() -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |b: &[u8]| {
-        for x in b {
-            h ^= *x as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = colzero_core::hash::Fnv1a::default();
     for e in ENTRIES {
-        feed(e.path.as_bytes());
-        feed(&(e.bytes.len() as u64).to_le_bytes());
-        feed(e.bytes);
+        h.feed(e.path.as_bytes())
+            .feed(&(e.bytes.len() as u64).to_le_bytes())
+            .feed(e.bytes);
     }
-    feed(&INIT_SEED.to_le_bytes());
-    format!("{h:016x}")
+    h.feed(&INIT_SEED.to_le_bytes());
+    format!("{:016x}", h.finish())
 }
 
 /// The contents of an entry, gunzipped when its name ends in `.gz`.
