@@ -150,6 +150,11 @@ impl Default for OptimSection {
 pub struct TrainSection {
     /// Examples per micro-batch (one source per batch).
     pub batch_size: usize,
+    /// Pair/triplet data: no two rows of a batch share any text, so no in-batch negative
+    /// is a copy of a row's positive (Sentence-Transformers' NO_DUPLICATES; see
+    /// `data.rs`). Not for distillation, which has no in-batch negatives.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_duplicates: bool,
     /// Micro-batches per optimiser step.
     pub grad_accum: usize,
     /// Optimiser steps (0 = from `epochs`).
@@ -180,6 +185,7 @@ impl Default for TrainSection {
     fn default() -> Self {
         Self {
             batch_size: 32,
+            no_duplicates: false,
             grad_accum: 1,
             steps: 0,
             epochs: 1.0,
@@ -246,7 +252,14 @@ pub struct StageConfig {
 
 /// The full default configuration as TOML (what `--print-config` shows).
 pub fn default_config_toml() -> String {
-    toml::to_string_pretty(&StageConfig::default()).expect("default config serialises")
+    let text = toml::to_string_pretty(&StageConfig::default()).expect("default config serialises");
+    // `no_duplicates` is left out of serialised configs while false (so stage hashes of
+    // recipes written before it existed stay valid); show it here all the same.
+    text.replacen(
+        "batch_size = 32\n",
+        "batch_size = 32\nno_duplicates = false\n",
+        1,
+    )
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
@@ -343,6 +356,12 @@ impl StageConfig {
         }
         if self.train.batch_size == 0 {
             return bad("train.batch_size", "must be > 0".into());
+        }
+        if self.train.no_duplicates && self.loss.kind == "distillation" {
+            return bad(
+                "train.no_duplicates",
+                "applies to pair/triplet data (in-batch negatives); distillation has none".into(),
+            );
         }
         if self.train.grad_accum == 0 {
             return bad("train.grad_accum", "must be > 0".into());

@@ -19,6 +19,15 @@
 //!   (Sentence-Transformers' PROPORTIONAL multi-dataset sampler, as ColBERT-Zero uses).
 //!   Its [`DataPosition`] (epoch, batch) is serialisable; seeking to it reproduces the
 //!   exact batch sequence of an uninterrupted run.
+//! * No-duplicates batches ([`Sampler::no_duplicates`], `train.no_duplicates`): with the
+//!   texts of every row hashed ([`PairDataset::text_keys`]), no two rows of a batch share
+//!   any text (query, positive or negative), so a batch never holds a false in-batch
+//!   negative such as another row's copy of this row's positive (Sentence-Transformers'
+//!   NO_DUPLICATES sampler). Each shuffled row joins the first of up to
+//!   [`NO_DUP_OPEN_BATCHES`] open batches it does not clash with; rows that clash with all
+//!   of them get a second pass; batches still incomplete then are dropped (`drop_last`),
+//!   so an epoch may hold fewer batches. The plan is a pure function of seed and epoch,
+//!   so resume stays exact.
 //!
 //! Every malformed row is an error naming `file:line`.
 
@@ -27,7 +36,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -431,6 +440,70 @@ pub struct DataPosition {
     pub batch: usize,
 }
 
+/// Hashes of the texts of every row, by source then row (see [`Sampler::no_duplicates`]).
+pub type RowKeys = Vec<Vec<Vec<u64>>>;
+
+/// Open batches a row may join in the no-duplicates sampler (see module docs).
+pub const NO_DUP_OPEN_BATCHES: usize = 8;
+
+fn text_key(text: &str) -> u64 {
+    colzero_core::hash::fnv1a(text.as_bytes())
+}
+
+impl PairDataset {
+    /// The text hashes of every row (query, positive and the negatives a stage uses), for
+    /// [`Sampler::no_duplicates`]. Reads every row once; errors name `file:line`.
+    pub fn text_keys(&self) -> Result<RowKeys> {
+        (0..self.sources.len())
+            .map(|s| {
+                (0..self.sources[s].len())
+                    .map(|r| {
+                        let ex = self.example(s, r)?;
+                        let mut k = vec![text_key(&ex.query), text_key(&ex.positive)];
+                        k.extend(ex.negatives.iter().map(|n| text_key(n)));
+                        Ok(k)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Full batches of `perm` in which no two rows share a key (see module docs).
+fn no_dup_batches(perm: &[u32], keys: &[Vec<u64>], batch_size: usize) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut open: Vec<(Vec<u32>, HashSet<u64>)> = Vec::new();
+    let mut pending = perm.to_vec();
+    for _pass in 0..2 {
+        let mut deferred = Vec::new();
+        for &r in &pending {
+            let k = &keys[r as usize];
+            let fits = open
+                .iter()
+                .position(|(_, seen)| k.iter().all(|h| !seen.contains(h)));
+            let slot = match fits {
+                Some(i) => i,
+                None if open.len() < NO_DUP_OPEN_BATCHES => {
+                    open.push((Vec::with_capacity(batch_size), HashSet::new()));
+                    open.len() - 1
+                }
+                None => {
+                    deferred.push(r);
+                    continue;
+                }
+            };
+            let (rows, seen) = &mut open[slot];
+            rows.push(r);
+            seen.extend(k.iter().copied());
+            if rows.len() == batch_size {
+                out.push(open.remove(slot).0);
+            }
+        }
+        pending = deferred;
+    }
+    out
+}
+
 /// Seeded proportional one-source-per-batch sampler (see module docs).
 #[derive(Clone, Debug)]
 pub struct Sampler {
@@ -439,6 +512,8 @@ pub struct Sampler {
     seed: u64,
     pos: DataPosition,
     plan: Vec<(usize, Vec<u32>)>,
+    keys: Option<std::sync::Arc<RowKeys>>,
+    per_epoch: usize,
 }
 
 fn rng_for(seed: u64, epoch: usize, source: usize) -> ChaCha8Rng {
@@ -452,26 +527,52 @@ fn rng_for(seed: u64, epoch: usize, source: usize) -> ChaCha8Rng {
 impl Sampler {
     /// A sampler at the start of epoch 0. Errors when no source fills a batch.
     pub fn new(sizes: Vec<usize>, batch_size: usize, seed: u64) -> Result<Self> {
+        Self::build(sizes, batch_size, seed, None)
+    }
+
+    /// A sampler whose batches never repeat a text (see module docs); `keys` from
+    /// [`PairDataset::text_keys`]. Errors when no source fills a batch.
+    pub fn no_duplicates(keys: RowKeys, batch_size: usize, seed: u64) -> Result<Self> {
+        let sizes = keys.iter().map(Vec::len).collect();
+        Self::build(sizes, batch_size, seed, Some(std::sync::Arc::new(keys)))
+    }
+
+    fn build(
+        sizes: Vec<usize>,
+        batch_size: usize,
+        seed: u64,
+        keys: Option<std::sync::Arc<RowKeys>>,
+    ) -> Result<Self> {
         let mut s = Self {
             sizes,
             batch_size: batch_size.max(1),
             seed,
             pos: DataPosition::default(),
             plan: Vec::new(),
+            keys,
+            per_epoch: 0,
         };
-        if s.batches_per_epoch() == 0 {
+        s.plan = s.make_plan(0);
+        s.per_epoch = s.plan.len();
+        if s.per_epoch == 0 {
+            let what = if s.keys.is_some() {
+                " without a repeated text"
+            } else {
+                ""
+            };
             return Err(TrainError::Invalid(format!(
-                "no source has a full batch of {} rows (sizes {:?})",
+                "no source has a full batch of {} rows{what} (sizes {:?})",
                 s.batch_size, s.sizes
             )));
         }
-        s.plan = s.make_plan(0);
         Ok(s)
     }
 
-    /// Full batches per epoch (sum over sources of `size / batch_size`).
+    /// Full batches in epoch 0 (sum over sources of `size / batch_size`; with
+    /// no-duplicates batches, what epoch 0's plan holds — later epochs may differ by a
+    /// few).
     pub fn batches_per_epoch(&self) -> usize {
-        self.sizes.iter().map(|n| n / self.batch_size).sum()
+        self.per_epoch
     }
 
     fn make_plan(&self, epoch: usize) -> Vec<(usize, Vec<u32>)> {
@@ -480,10 +581,13 @@ impl Sampler {
         for (s, &n) in self.sizes.iter().enumerate() {
             let mut perm: Vec<u32> = (0..n as u32).collect();
             perm.shuffle(&mut rng_for(self.seed, epoch, s));
-            let batches: Vec<Vec<u32>> = perm
-                .chunks_exact(self.batch_size)
-                .map(|c| c.to_vec())
-                .collect();
+            let batches: Vec<Vec<u32>> = match &self.keys {
+                Some(k) => no_dup_batches(&perm, &k[s], self.batch_size),
+                None => perm
+                    .chunks_exact(self.batch_size)
+                    .map(|c| c.to_vec())
+                    .collect(),
+            };
             order.extend(std::iter::repeat_n(s, batches.len()));
             per_source.push(batches.into_iter().rev().collect());
         }

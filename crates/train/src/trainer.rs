@@ -155,7 +155,12 @@ pub fn run_stage(cfg: &StageConfig, out: &Path, resume: bool) -> Result<Summary>
     } else {
         Data::Pairs(PairDataset::open(&cfg.data.path, cfg.data.negatives)?)
     };
-    let mut sampler = Sampler::new(data.sizes(), cfg.train.batch_size, cfg.train.seed)?;
+    let mut sampler = match &data {
+        Data::Pairs(d) if cfg.train.no_duplicates => {
+            Sampler::no_duplicates(d.text_keys()?, cfg.train.batch_size, cfg.train.seed)?
+        }
+        _ => Sampler::new(data.sizes(), cfg.train.batch_size, cfg.train.seed)?,
+    };
     let per_epoch = (sampler.batches_per_epoch() / cfg.train.grad_accum).max(1);
     let total = if cfg.train.steps > 0 {
         cfg.train.steps

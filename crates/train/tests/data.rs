@@ -166,3 +166,94 @@ fn malformed_rows_name_file_and_line() {
     assert!(e.contains("bad.jsonl:3:") && e.contains("positive"), "{e}");
     assert!(Sampler::new(vec![3], 4, 0).is_err());
 }
+
+/// Texts of a batch's rows, and whether two rows share one.
+fn batch_repeats_text(ds: &PairDataset, src: usize, rows: &[usize]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    for &r in rows {
+        let ex = ds.example(src, r).unwrap();
+        let mut texts = vec![ex.query, ex.positive];
+        texts.extend(ex.negatives);
+        texts.sort();
+        texts.dedup();
+        for t in texts {
+            if !seen.insert(t) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn no_duplicates_batches_never_share_a_text_and_replay_on_seek() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 60 rows, 20 queries asked 3 times, 15 positives shared by 4 rows, 7 negatives
+    let rows: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                r#"{{"query":"q{}","positive":"p{}","negatives":["n{}"]}}"#,
+                i % 20,
+                i % 15,
+                i % 7
+            )
+        })
+        .collect();
+    let path = write(tmp.path(), "dup.jsonl", &rows);
+    let ds = PairDataset::open(&path, 1).unwrap();
+    let keys = ds.text_keys().unwrap();
+    assert_eq!(keys[0].len(), 60);
+    assert_eq!(keys[0][0].len(), 3, "query, positive, one negative");
+    assert_eq!(
+        keys[0][0][0], keys[0][20][0],
+        "the same query text, the same key"
+    );
+    assert_ne!(keys[0][0][1], keys[0][20][1], "different positives");
+
+    // the plain sampler does put copies of a text into one batch on this data
+    let mut plain = Sampler::new(ds.sizes(), 5, 7).unwrap();
+    let per = plain.batches_per_epoch();
+    assert!((0..per).any(|_| {
+        let (s, r) = plain.next_batch();
+        batch_repeats_text(&ds, s, &r)
+    }));
+
+    let mut s = Sampler::no_duplicates(keys.clone(), 5, 7).unwrap();
+    let per = s.batches_per_epoch();
+    assert!(
+        (9..=12).contains(&per),
+        "{per} batches of 5 from 60 rows (at most 7 rows fit a batch: 7 negatives)"
+    );
+    let mut used = std::collections::HashSet::new();
+    let mut epoch0 = Vec::new();
+    for _ in 0..per {
+        let (src, r) = s.next_batch();
+        assert_eq!(r.len(), 5);
+        assert!(
+            !batch_repeats_text(&ds, src, &r),
+            "batch {r:?} repeats a text"
+        );
+        for &x in &r {
+            assert!(used.insert(x), "row {x} twice in one epoch");
+        }
+        epoch0.push(r);
+    }
+    // epoch 1 reshuffles, still without duplicates
+    let (src, r1) = s.next_batch();
+    assert!(!batch_repeats_text(&ds, src, &r1));
+    assert_eq!(s.position(), DataPosition { epoch: 1, batch: 1 });
+
+    // deterministic, and seeking replays exactly
+    let mut again = Sampler::no_duplicates(keys.clone(), 5, 7).unwrap();
+    assert_eq!(again.next_batch().1, epoch0[0]);
+    let mut resumed = Sampler::no_duplicates(keys.clone(), 5, 7).unwrap();
+    resumed.seek(DataPosition { epoch: 0, batch: 3 });
+    for want in &epoch0[3..] {
+        assert_eq!(&resumed.next_batch().1, want);
+    }
+    assert_eq!(resumed.next_batch().1, r1);
+
+    // a batch that cannot be filled without repeats is an error, not a hang
+    let e = Sampler::no_duplicates(keys, 8, 7).unwrap_err().to_string();
+    assert!(e.contains("without a repeated text"), "{e}");
+}

@@ -322,6 +322,7 @@ fn config_rejects_unknown_keys_and_resolves_relative_paths() {
         "on_nonfinite",
         "n_ways",
         "mask_mode",
+        "no_duplicates",
     ] {
         assert!(d.contains(key), "{key} missing from print_config:\n{d}");
     }
