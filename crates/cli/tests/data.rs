@@ -518,6 +518,76 @@ fn teacher_scores_equal_encode_plus_maxsim_and_load_as_kd_data() {
     );
     assert!(ex.scores.iter().all(|s| s.abs() <= 1.0 + 1e-5));
 
+    // fused with BM25 and sharpened: (cosine + W * BM25 / the row's best BM25) / T, with
+    // BM25 statistics over the KD folder's distinct documents
+    let fused = tmp.path().join("kd-fused");
+    let err = ok(&[
+        "data",
+        "teacher",
+        "--model",
+        s(&model),
+        "--triplets",
+        s(&triplets),
+        "--out",
+        s(&fused),
+        "--n-ways",
+        "3",
+        "--bm25-weight",
+        "0.5",
+        "--temperature",
+        "0.25",
+    ]);
+    assert!(err.contains("ranks the positive first in"), "{err}");
+    assert!(err.contains("by the model alone"), "{err}");
+    let docs: Vec<(String, String)> = std::fs::read_to_string(fused.join("documents.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["document_id"].as_str().unwrap().to_string(),
+                v["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let bm25 = Bm25Index::build(docs.clone(), Analyzer::default(), Bm25Params::default()).unwrap();
+    let fdata = KdDataset::open(&fused, 3).unwrap();
+    let fex = fdata.example(0).unwrap();
+    assert_eq!(fex.documents, ex.documents);
+    let b: Vec<f32> = fex
+        .documents
+        .iter()
+        .map(|t| {
+            let id = &docs.iter().find(|(_, x)| x == t).unwrap().0;
+            bm25.score(&fex.query, id).unwrap()
+        })
+        .collect();
+    let best = b.iter().copied().fold(0.0f32, f32::max);
+    assert!(best > 0.0, "the positive shares words with the query");
+    for i in 0..3 {
+        let want = (ex.scores[i] + 0.5 * b[i] / best) / 0.25;
+        assert!(
+            (fex.scores[i] - want).abs() < 1e-4,
+            "doc {i}: fused {} want {want}",
+            fex.scores[i]
+        );
+    }
+    let bad = colzero(&[
+        "data",
+        "teacher",
+        "--model",
+        s(&model),
+        "--triplets",
+        s(&triplets),
+        "--out",
+        s(&tmp.path().join("kd-bad")),
+        "--temperature",
+        "0",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--temperature must be > 0"));
+    assert!(!tmp.path().join("kd-bad").exists(), "nothing written");
+
     // ColBERT teacher mined from the dataset directly; MaxSim <= query length
     let colbert = tmp.path().join("colbert");
     ok(&[

@@ -24,7 +24,10 @@
 //!   first) scored by any model colzero runs: MaxSim for ColBERT, the dot product of the
 //!   normalised vectors for a dense model. Rows come from a triplet file (`pairs`/`mine`
 //!   output or TSV) or are mined from a BEIR split with BM25. Ids are assigned per distinct
-//!   text (`q0..`, `d0..`, first-appearance order).
+//!   text (`q0..`, `d0..`, first-appearance order). Optionally BM25 is fused in
+//!   (`--bm25-weight W`: + W · BM25 / the row's best BM25, statistics over the rows'
+//!   distinct documents) and every score divided by `--temperature`; the share of rows
+//!   whose positive the teacher ranks first is printed.
 //! - Every output is written atomically (a file, or the whole KD directory); bad input
 //!   fails with `file:line` and a non-zero exit, leaving no output.
 

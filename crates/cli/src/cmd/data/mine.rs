@@ -38,6 +38,26 @@ pub struct Bm25Args {
     pub stem: bool,
 }
 
+impl Bm25Args {
+    /// A BM25 index of `(id, text)` pairs with these settings.
+    pub fn index<I, S, T>(&self, docs: I) -> Result<Bm25Index>
+    where
+        I: IntoIterator<Item = (S, T)>,
+        S: Into<String>,
+        T: AsRef<str> + Send + Sync,
+    {
+        let params = Bm25Params {
+            k1: self.k1,
+            b: self.b,
+        };
+        let analyzer = Analyzer {
+            stopwords: self.stopwords,
+            stem: self.stem,
+        };
+        Ok(Bm25Index::build(docs, analyzer, params)?)
+    }
+}
+
 /// Options of `colzero data mine`.
 #[derive(clap::Args, Debug)]
 pub struct MineArgs {
@@ -119,15 +139,7 @@ fn rank(ds: &BeirDataset, r: &Ranker, depth: usize, ctx: &Ctx) -> Result<Vec<Vec
     let queries: Vec<String> = ds.queries.iter().map(|q| q.text.clone()).collect();
     match r.method {
         Method::Bm25 => {
-            let params = Bm25Params {
-                k1: r.bm25.k1,
-                b: r.bm25.b,
-            };
-            let analyzer = Analyzer {
-                stopwords: r.bm25.stopwords,
-                stem: r.bm25.stem,
-            };
-            let idx = Bm25Index::build(ds.documents(), analyzer, params)?;
+            let idx = r.bm25.index(ds.documents())?;
             let pb = progress(queries.len() as u64, ctx, "bm25 search");
             let mut out = Vec::with_capacity(queries.len());
             for chunk in queries.chunks(256) {
