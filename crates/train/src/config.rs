@@ -256,8 +256,8 @@ pub fn default_config_toml() -> String {
     // `no_duplicates` is left out of serialised configs while false (so stage hashes of
     // recipes written before it existed stay valid); show it here all the same.
     text.replacen(
-        "batch_size = 32\n",
-        "batch_size = 32\nno_duplicates = false\n",
+        "[train]\nbatch_size = 32\n",
+        "[train]\nbatch_size = 32\nno_duplicates = false\n",
         1,
     )
 }

@@ -326,6 +326,10 @@ fn config_rejects_unknown_keys_and_resolves_relative_paths() {
     ] {
         assert!(d.contains(key), "{key} missing from print_config:\n{d}");
     }
+    assert!(
+        d.contains("[train]\nbatch_size = 32\nno_duplicates = false\n"),
+        "no_duplicates shown in [train]:\n{d}"
+    );
     let filled = d.replacen("path = \"\"", "path = \"m\"", 2);
     StageConfig::from_toml_str(&filled, &p).unwrap();
 }
