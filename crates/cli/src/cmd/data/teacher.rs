@@ -242,7 +242,7 @@ pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
         }
     }
     let pb = progress(rows.len() as u64, ctx, "scoring");
-    let scores: Vec<Vec<f32>> = rows
+    let mut scores: Vec<Vec<f32>> = rows
         .par_iter()
         .map(|(q, docs)| {
             let s = docs
@@ -255,7 +255,6 @@ pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
         .collect();
     pb.finish_and_clear();
     let model_first = positive_first_share(&scores);
-    let mut scores = scores;
     if args.bm25_weight > 0.0 {
         let bm25 = args
             .bm25
