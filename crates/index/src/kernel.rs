@@ -223,6 +223,49 @@ pub fn maxsim_rows_scalar(
     total
 }
 
+/// Every dot product of row-major `rows` (`n x dim`) with a query in panel layout (`nq`
+/// rows): `out[t · stride + r] = rows_t · q_r` with `stride = n_panels(nq) · LANES`;
+/// the `stride - nq` padding columns hold 0 (dot products with the zero padding).
+/// `out.len()` must be `n · stride`. This is the PLAID query-centroid matrix, laid out
+/// so that a centroid's scores for all query tokens are contiguous.
+pub fn rows_scores(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32], out: &mut [f32]) {
+    let stride = n_panels(nq) * LANES;
+    let n = rows.len() / dim;
+    assert_eq!(
+        out.len(),
+        n * stride,
+        "rows_scores: output has the wrong size"
+    );
+    assert!(
+        q_panels.len() >= n_panels(nq) * dim * LANES,
+        "rows_scores: query panels too short"
+    );
+    if n == 0 || nq == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2+FMA present; output and panel sizes asserted above.
+        return unsafe { crate::simd::rows_scores(q_panels, nq, dim, rows, out) };
+    }
+    rows_scores_scalar(q_panels, nq, dim, rows, out)
+}
+
+/// Portable version of [`rows_scores`].
+pub fn rows_scores_scalar(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32], out: &mut [f32]) {
+    let stride = n_panels(nq) * LANES;
+    for (x, o) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(stride)) {
+        for (r, v) in o.iter_mut().enumerate() {
+            let panel = &q_panels[(r / LANES) * dim * LANES..];
+            *v = x
+                .iter()
+                .enumerate()
+                .map(|(d, &xv)| panel[d * LANES + r % LANES] * xv)
+                .sum();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +383,7 @@ mod tests {
             (9, 17, 3),
             (40, 33, 64),
             (33, 2, 128),
+            (45, 9, 16),
         ] {
             let q = random_mv(&mut rng, nq, dim);
             let x = random_mv(&mut rng, n, dim);
@@ -366,5 +410,38 @@ mod tests {
             );
         }
         assert_eq!(maxsim_rows(&[0.0; 32], 1, 4, &[], &[]), 0.0);
+    }
+
+    #[test]
+    fn rows_scores_gives_every_dot_product_with_zero_padding() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(22);
+        for &(nq, n, dim) in &[
+            (36usize, 7usize, 128usize),
+            (32, 8, 16),
+            (1, 1, 4),
+            (45, 3, 8),
+        ] {
+            let q = random_mv(&mut rng, nq, dim);
+            let x = random_mv(&mut rng, n, dim);
+            let mut q_panels = Vec::new();
+            pack_panels(q.as_slice(), dim, &mut q_panels);
+            let stride = n_panels(nq) * LANES;
+            let mut fast = vec![f32::NAN; n * stride];
+            let mut slow = vec![f32::NAN; n * stride];
+            rows_scores(&q_panels, nq, dim, x.as_slice(), &mut fast);
+            rows_scores_scalar(&q_panels, nq, dim, x.as_slice(), &mut slow);
+            for t in 0..n {
+                for r in 0..stride {
+                    let want = if r < nq {
+                        colzero_core::maxsim::dot(q.row(r), x.row(t))
+                    } else {
+                        0.0
+                    };
+                    for got in [fast[t * stride + r], slow[t * stride + r]] {
+                        assert!((got - want).abs() < 1e-4, "{nq}x{n}x{dim} t {t} r {r}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@
 
 use crate::error::{IndexError, Result};
 use crate::filter::IdFilter;
-use crate::kernel::{maxsim_rows, pack_panels, scores_packed};
+use crate::kernel::{maxsim_rows, n_panels, pack_panels, rows_scores, LANES};
 use crate::plaid::{Code, Codes, PlaidIndex};
 use colzero_core::ranking::hit_order;
 use colzero_core::{top_k, Hit, MultiVector};
@@ -130,6 +130,94 @@ fn interaction_t<C: Code>(
     acc[..nq].iter().sum()
 }
 
+/// [`interaction`] against the score matrix with the rows of the centroids not `kept`
+/// set to zero, without building that matrix: pruned tokens are skipped and, when there
+/// was one, the maxima are floored at 0 (the score of a zeroed row).
+fn interaction_pruned(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    codes: Codes<'_>,
+    kept: &[bool],
+    acc: &mut [f32],
+) -> f32 {
+    match codes {
+        Codes::U16(c) => interaction_pruned_t(st, nq, stride, c, kept, acc),
+        Codes::U32(c) => interaction_pruned_t(st, nq, stride, c, kept, acc),
+    }
+}
+
+fn interaction_pruned_t<C: Code>(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    codes: &[C],
+    kept: &[bool],
+    acc: &mut [f32],
+) -> f32 {
+    let mut started = false;
+    let mut any_pruned = false;
+    for &c in codes {
+        let c = c.idx();
+        if !kept[c] {
+            any_pruned = true;
+            continue;
+        }
+        let row = &st[c * stride..(c + 1) * stride];
+        if !started {
+            acc.copy_from_slice(row);
+            started = true;
+            continue;
+        }
+        for (a, v) in acc.chunks_exact_mut(8).zip(row.chunks_exact(8)) {
+            for j in 0..8 {
+                a[j] = if v[j] > a[j] { v[j] } else { a[j] };
+            }
+        }
+    }
+    if !started {
+        return 0.0;
+    }
+    if any_pruned {
+        acc.iter_mut().for_each(|a| *a = a.max(0.0));
+    }
+    acc[..nq].iter().sum()
+}
+
+/// For each of the first `nq` columns of the row-major `st` (`stride` columns), marks in
+/// the returned mask the rows holding its `n` best values (ties to the lower row).
+/// One pass over the rows with a sorted top-`n` list per column: after the first rows
+/// almost every value fails the single comparison with its column's current n-th best.
+fn best_rows_per_column(st: &[f32], nq: usize, stride: usize, n: usize) -> Vec<bool> {
+    let rows = st.len() / stride;
+    let mut mask = vec![false; rows];
+    if n >= rows {
+        mask.iter_mut().for_each(|m| *m = true);
+        return mask;
+    }
+    let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(n + 1); nq];
+    let mut floor = vec![f32::NEG_INFINITY; nq];
+    for (c, row) in st.chunks_exact(stride).enumerate() {
+        for (r, &v) in row[..nq].iter().enumerate() {
+            let list = &mut best[r];
+            if v.is_nan() || (list.len() == n && v <= floor[r]) {
+                continue;
+            }
+            // after every entry >= v: equal scores keep the lower (earlier) row first
+            let at = list.partition_point(|&(s, _)| s >= v);
+            list.insert(at, (v, c as u32));
+            list.truncate(n);
+            if list.len() == n {
+                floor[r] = list[n - 1].0;
+            }
+        }
+    }
+    for list in &best {
+        list.iter().for_each(|&(_, c)| mask[c as usize] = true);
+    }
+    mask
+}
+
 impl PlaidIndex {
     fn check_query(&self, q: &MultiVector, n: usize) -> Result<()> {
         if q.dim() != self.dim() {
@@ -214,17 +302,12 @@ impl PlaidIndex {
         if nq == 0 || k == 0 || self.is_empty() {
             return Vec::new();
         }
-        // st[c * nq + r] = centroid c · query token r
+        // st[c * stride + r] = centroid c · query token r (0 for the padding r >= nq)
         let mut q_panels = Vec::new();
         pack_panels(q, dim, &mut q_panels);
-        let mut dense = vec![0.0f32; kc * nq];
-        scores_packed(&self.centroids, dim, &q_panels, nq, &mut dense);
-        let stride = nq.div_ceil(8) * 8;
+        let stride = n_panels(nq) * LANES;
         let mut st = vec![0.0f32; kc * stride];
-        for (dst, src) in st.chunks_exact_mut(stride).zip(dense.chunks_exact(nq)) {
-            dst[..nq].copy_from_slice(src);
-        }
-        drop(dense);
+        rows_scores(&q_panels, nq, dim, &self.centroids, &mut st);
         // 1. candidate generation
         let mut cands: Vec<u32> = match allowed {
             Some(a) if a.list.len() <= n_candidates => a.list.clone(),
@@ -248,16 +331,15 @@ impl PlaidIndex {
         let acc_init = || vec![0.0f32; stride];
         // 2. pruned centroid interaction
         if cands.len() > n_candidates {
-            let mut pruned = st.clone();
-            if let Some(t) = p.centroid_score_threshold {
-                for row in pruned.chunks_exact_mut(stride) {
-                    if row[..nq].iter().all(|&v| v < t) {
-                        row.iter_mut().for_each(|v| *v = 0.0);
-                    }
-                }
-            }
+            let kept: Vec<bool> = match p.centroid_score_threshold {
+                Some(t) => st
+                    .chunks_exact(stride)
+                    .map(|row| row[..nq].iter().any(|&v| v >= t))
+                    .collect(),
+                None => vec![true; kc],
+            };
             let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
-                interaction(&pruned, nq, stride, self.doc_codes(d as usize), acc)
+                interaction_pruned(&st, nq, stride, self.doc_codes(d as usize), &kept, acc)
             });
             cands = keep(&cands, &s, n_candidates);
         }
@@ -306,22 +388,7 @@ impl PlaidIndex {
         n_probe: usize,
         allowed: Option<&Allowed>,
     ) -> Vec<u32> {
-        let kc = self.manifest.num_centroids;
-        let mut probed = vec![false; kc];
-        let mut col: Vec<(u32, f32)> = Vec::with_capacity(kc);
-        for r in 0..nq {
-            col.clear();
-            col.extend((0..kc).map(|c| (c as u32, st[c * stride + r])));
-            let cmp = |a: &(u32, f32), b: &(u32, f32)| {
-                colzero_core::ranking::score_desc(a.1, b.1).then(a.0.cmp(&b.0))
-            };
-            if n_probe < kc {
-                col.select_nth_unstable_by(n_probe - 1, cmp);
-            }
-            col[..n_probe]
-                .iter()
-                .for_each(|&(c, _)| probed[c as usize] = true);
-        }
+        let probed = best_rows_per_column(st, nq, stride, n_probe);
         let mut out = Vec::new();
         for (c, _) in probed.iter().enumerate().filter(|(_, &p)| p) {
             out.extend(self.ivf.list(c).iter().copied().filter(|&d| {
@@ -332,5 +399,70 @@ impl PlaidIndex {
         out.sort_unstable();
         out.dedup();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_st(rng: &mut rand_chacha::ChaCha8Rng, rows: usize, stride: usize) -> Vec<f32> {
+        // few distinct values, so that ties are frequent
+        (0..rows * stride)
+            .map(|_| rng.random_range(-4i32..5) as f32 / 4.0)
+            .collect()
+    }
+
+    #[test]
+    fn best_rows_per_column_is_the_top_n_with_ties_to_the_lower_row() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+        for &(rows, nq, n) in &[
+            (50usize, 5usize, 3usize),
+            (200, 36, 8),
+            (7, 3, 7),
+            (7, 2, 9),
+        ] {
+            let stride = nq.div_ceil(8) * 8;
+            let st = random_st(&mut rng, rows, stride);
+            let mut want = vec![false; rows];
+            for r in 0..nq {
+                let mut col: Vec<(f32, usize)> =
+                    (0..rows).map(|c| (st[c * stride + r], c)).collect();
+                col.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                col.iter().take(n).for_each(|&(_, c)| want[c] = true);
+            }
+            assert_eq!(
+                best_rows_per_column(&st, nq, stride, n),
+                want,
+                "{rows}x{nq} n {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn pruned_interaction_equals_interaction_over_the_zeroed_matrix() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(32);
+        let (rows, nq) = (40usize, 13usize);
+        let stride = nq.div_ceil(8) * 8;
+        let mut st = random_st(&mut rng, rows, stride);
+        for row in st.chunks_exact_mut(stride) {
+            row[nq..].iter_mut().for_each(|v| *v = 0.0);
+        }
+        let mut acc = vec![0.0f32; stride];
+        for case in 0..200 {
+            let kept: Vec<bool> = (0..rows).map(|_| rng.random_bool(0.5)).collect();
+            let mut zeroed = st.clone();
+            for (row, &k) in zeroed.chunks_exact_mut(stride).zip(&kept) {
+                if !k {
+                    row.iter_mut().for_each(|v| *v = 0.0);
+                }
+            }
+            let len = case % 9;
+            let codes: Vec<u16> = (0..len).map(|_| rng.random_range(0..rows as u16)).collect();
+            let want = interaction(&zeroed, nq, stride, Codes::U16(&codes), &mut acc);
+            let got = interaction_pruned(&st, nq, stride, Codes::U16(&codes), &kept, &mut acc);
+            assert_eq!(got, want, "case {case}: codes {codes:?}");
+        }
     }
 }

@@ -296,7 +296,7 @@ unsafe fn rows_sweep<const G: usize>(
 /// See `kernel::maxsim_rows`. Safety: AVX2+FMA; `nq, ntok > 0`; `q_panels` holds
 /// `n_panels(nq)` panels and `rows` `ntok · dim` floats.
 ///
-/// Blocking: up to 4 query panels (32 query rows) x 2 document tokens per step, 8
+/// Blocking: up to 5 query panels (40 query rows) x 2 document tokens per step, 10
 /// accumulators; the query block stays in L1 while the document's rows stream by.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn maxsim_rows(
@@ -313,13 +313,70 @@ pub unsafe fn maxsim_rows(
     while g0 < ng {
         let qp = q_panels.as_ptr().add(g0 * ps);
         let here = nq - g0 * LANES;
-        total += match (ng - g0).min(4) {
+        let g = (ng - g0).min(5);
+        total += match g {
+            5 => rows_sweep::<5>(qp, here, dim, rows, scales),
             4 => rows_sweep::<4>(qp, here, dim, rows, scales),
             3 => rows_sweep::<3>(qp, here, dim, rows, scales),
             2 => rows_sweep::<2>(qp, here, dim, rows, scales),
             _ => rows_sweep::<1>(qp, here, dim, rows, scales),
         };
-        g0 += 4;
+        g0 += g;
     }
     total
+}
+
+/// Dot products of every row-major token with `G` query panels (starting at `qp`),
+/// stored as `G · LANES` contiguous floats per token at `out + t · stride`.
+#[inline(always)]
+unsafe fn rows_store<const G: usize>(
+    qp: *const f32,
+    dim: usize,
+    rows: &[f32],
+    out: *mut f32,
+    stride: usize,
+) {
+    let ps = dim * LANES;
+    let ntok = rows.len() / dim;
+    let rp = rows.as_ptr();
+    let mut t = 0;
+    while t < ntok {
+        let t1 = if t + 1 < ntok { t + 1 } else { t };
+        let (a, b) = rows_block::<G>(qp, ps, rp.add(t * dim), rp.add(t1 * dim), dim);
+        for (g, v) in a.iter().enumerate() {
+            _mm256_storeu_ps(out.add(t * stride + g * LANES), *v);
+        }
+        if t1 != t {
+            for (g, v) in b.iter().enumerate() {
+                _mm256_storeu_ps(out.add(t1 * stride + g * LANES), *v);
+            }
+        }
+        t += 2;
+    }
+}
+
+/// See `kernel::rows_scores`. Safety: AVX2+FMA; `q_panels` holds `n_panels(nq)` panels
+/// and `out` `rows.len() / dim · n_panels(nq) · LANES` floats.
+///
+/// Blocking as [`maxsim_rows`]: up to 5 query panels x 2 rows per step (10 accumulators),
+/// so each row is read once per 5 panels and every FMA shares its loads.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn rows_scores(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32], out: &mut [f32]) {
+    let ng = n_panels(nq);
+    let stride = ng * LANES;
+    let ps = dim * LANES;
+    let mut g0 = 0;
+    while g0 < ng {
+        let qp = q_panels.as_ptr().add(g0 * ps);
+        let o = out.as_mut_ptr().add(g0 * LANES);
+        let g = (ng - g0).min(5);
+        match g {
+            5 => rows_store::<5>(qp, dim, rows, o, stride),
+            4 => rows_store::<4>(qp, dim, rows, o, stride),
+            3 => rows_store::<3>(qp, dim, rows, o, stride),
+            2 => rows_store::<2>(qp, dim, rows, o, stride),
+            _ => rows_store::<1>(qp, dim, rows, o, stride),
+        }
+        g0 += g;
+    }
 }
