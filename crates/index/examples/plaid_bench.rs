@@ -9,7 +9,7 @@
 //!     # search: QPS of exact vs PLAID (batch and one query at a time), recall vs exact
 //!     cargo run --release -p colzero-index --example plaid_bench -- search \
 //!         --docs DOCS.safetensors --queries QUERIES.safetensors --index DIR [--k 10,100] \
-//!         [--n-probe 8] [--threshold 0.4] [--n-candidates N] [--n-full N] \
+//!         [--n-probe 8] [--threshold 0.4] [--n-candidates N] [--n-full N] [--f32-rerank] \
 //!         [--runs-out runs.json] [--max-queries N] [--rounds R] [--single] [--plaid-only] \
 //!         [--qrels QRELS.tsv [--exhaustive] [--fidelity-out per-query.json]]
 //!
@@ -152,6 +152,7 @@ fn search(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .then(|| a.num("n-candidates", 0))
             .or(d.n_candidates),
         n_full: a.flag("n-full").then(|| a.num("n-full", 0)).or(d.n_full),
+        f32_rerank: a.flag("f32-rerank"),
     };
     let p = SearchParams {
         centroid_score_threshold: p.centroid_score_threshold.filter(|t| *t >= 0.0),
@@ -388,6 +389,7 @@ fn fidelity(
             centroid_score_threshold: None,
             n_candidates: Some(index.len()),
             n_full: Some(index.len()),
+            f32_rerank: a.flag("f32-rerank"),
         };
         let t = Instant::now();
         let ex = index.search_batch(qs, 10, &all, None)?;

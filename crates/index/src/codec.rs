@@ -60,6 +60,10 @@ pub struct ResidualCodec {
     weights: Vec<f32>,
     cluster_threshold: f32,
     lut: Vec<f32>,
+    /// `w8[bucket] + 128` per value of each byte (see [`Self::decode_u8`]).
+    lut_u8: Vec<u8>,
+    /// `max |weights| / 127`: `weights[b] ≈ w_scale · w8[b]` with `w8` in -127..=127.
+    w_scale: f32,
 }
 
 impl ResidualCodec {
@@ -99,6 +103,12 @@ impl ResidualCodec {
                 lut.push(weights[b as usize]);
             }
         }
+        let wmax = weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        let w_scale = if wmax > 0.0 { wmax / 127.0 } else { 1.0 };
+        let lut_u8 = lut
+            .iter()
+            .map(|&w| ((w / w_scale).round().clamp(-127.0, 127.0) as i32 + 128) as u8)
+            .collect();
         Ok(Self {
             dim,
             nbits,
@@ -106,6 +116,8 @@ impl ResidualCodec {
             weights,
             cluster_threshold,
             lut,
+            lut_u8,
+            w_scale,
         })
     }
 
@@ -172,6 +184,30 @@ impl ResidualCodec {
     /// Residual bytes per token: `dim · nbits / 8`.
     pub fn bytes_per_token(&self) -> usize {
         self.dim * self.nbits / 8
+    }
+
+    /// Scale of the 8-bit bucket weights: `weights[b] ≈ int8_scale() · w8[b]`, with
+    /// `w8[b] = round(weights[b] / int8_scale())` in -127..=127 (the largest weight
+    /// exactly ±127).
+    pub fn int8_scale(&self) -> f32 {
+        self.w_scale
+    }
+
+    /// Decodes residual bytes (whole tokens) into one byte per dimension, `w8[bucket] +
+    /// 128` (offset binary, for unsigned x signed 8-bit dot products); `out` is resized
+    /// to `res.len() / bytes_per_token · dim`.
+    pub fn decode_u8(&self, res: &[u8], out: &mut Vec<u8>) {
+        fn run<const V: usize>(lut: &[u8], res: &[u8], out: &mut [u8]) {
+            for (&b, o) in res.iter().zip(out.chunks_exact_mut(V)) {
+                o.copy_from_slice(&lut[b as usize * V..b as usize * V + V]);
+            }
+        }
+        out.resize(res.len() / self.bytes_per_token() * self.dim, 0);
+        match self.nbits {
+            1 => run::<8>(&self.lut_u8, res, out),
+            2 => run::<4>(&self.lut_u8, res, out),
+            _ => run::<2>(&self.lut_u8, res, out),
+        }
     }
 
     /// Quantizes `x - centroid` into `out` (`bytes_per_token` bytes).
@@ -392,6 +428,57 @@ mod tests {
                 for d in 0..dim {
                     let got = rows[t * dim + d] * scales[t];
                     assert!((got - want[d]).abs() < 1e-6, "nbits {nbits} t {t} d {d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_u8_is_the_rounded_bucket_weight_in_offset_binary() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let dim = 16;
+        for nbits in [1usize, 2, 4] {
+            let nb = 1usize << nbits;
+            let cutoffs: Vec<f32> = (1..nb).map(|i| -0.2 + 0.4 * i as f32 / nb as f32).collect();
+            let weights: Vec<f32> = (0..nb)
+                .map(|i| -0.07 + 0.1 * i as f32 / nb as f32)
+                .collect();
+            let codec = ResidualCodec::new(dim, nbits, cutoffs, weights.clone(), 0.3).unwrap();
+            let ws = codec.int8_scale();
+            assert!(
+                (ws * 127.0 - 0.07).abs() < 1e-7,
+                "nbits {nbits}: the largest |weight| maps to 127"
+            );
+            let centroid = vec![0.0f32; dim];
+            let ntok = 5;
+            let res: Vec<u8> = (0..ntok * codec.bytes_per_token())
+                .map(|_| rng.random())
+                .collect();
+            let mut u = Vec::new();
+            codec.decode_u8(&res, &mut u);
+            assert_eq!(u.len(), ntok * dim);
+            let bpt = codec.bytes_per_token();
+            for t in 0..ntok {
+                // zero centroid, unnormalised: decode_raw gives the bucket weights
+                let mut w = vec![0.0f32; dim];
+                match nbits {
+                    1 => {
+                        decode_raw::<8>(&codec.lut, &centroid, &res[t * bpt..(t + 1) * bpt], &mut w)
+                    }
+                    2 => {
+                        decode_raw::<4>(&codec.lut, &centroid, &res[t * bpt..(t + 1) * bpt], &mut w)
+                    }
+                    _ => {
+                        decode_raw::<2>(&codec.lut, &centroid, &res[t * bpt..(t + 1) * bpt], &mut w)
+                    }
+                };
+                for d in 0..dim {
+                    let got = (u[t * dim + d] as i32 - 128) as f32 * ws;
+                    assert!(
+                        (got - w[d]).abs() <= ws / 2.0 + 1e-7,
+                        "nbits {nbits} t {t} d {d}"
+                    );
                 }
             }
         }

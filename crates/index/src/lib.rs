@@ -20,6 +20,7 @@ pub mod ivf;
 pub mod kernel;
 pub mod kmeans;
 pub mod plaid;
+mod rerank8;
 pub mod search;
 mod simd;
 pub mod synthetic;

@@ -54,6 +54,17 @@ impl<'a> Codes<'a> {
         }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Codes::U16(c) => c.len(),
+            Codes::U32(c) => c.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub(crate) fn max(&self) -> Option<usize> {
         match self {
             Codes::U16(c) => c.iter().max().map(|&v| v as usize),

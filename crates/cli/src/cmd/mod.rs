@@ -239,6 +239,10 @@ pub struct PlaidArgs {
     /// 256 for k <= 100, else max(k, 2048)).
     #[arg(long)]
     pub n_full: Option<usize>,
+    /// Rerank in f32 instead of 8-bit residual dot products (used on CPUs with
+    /// AVX-512 VNNI; scores move by about 1e-4 per query token).
+    #[arg(long)]
+    pub f32_rerank: bool,
 }
 
 impl PlaidArgs {
@@ -257,6 +261,7 @@ impl PlaidArgs {
         if let Some(v) = self.n_full {
             p.n_full = Some(v);
         }
+        p.f32_rerank = self.f32_rerank;
         p
     }
 }
