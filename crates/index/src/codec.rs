@@ -193,6 +193,16 @@ impl ResidualCodec {
         self.w_scale
     }
 
+    /// For nbits 2: the offset-binary byte of each bucket, `w8[b] + 128`.
+    pub(crate) fn bucket_u8(&self) -> [u8; 4] {
+        let mut out = [0u8; 4];
+        for (b, o) in out.iter_mut().enumerate() {
+            // byte b << 6 holds bucket b in its first (most significant) value
+            *o = self.lut_u8[(b << 6) * (8 / self.nbits)];
+        }
+        out
+    }
+
     /// Decodes residual bytes (whole tokens) into one byte per dimension, `w8[bucket] +
     /// 128` (offset binary, for unsigned x signed 8-bit dot products); `out` is resized
     /// to `res.len() / bytes_per_token · dim`.

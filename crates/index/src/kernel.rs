@@ -42,7 +42,7 @@ pub fn pack_panels(tokens: &[f32], dim: usize, out: &mut Vec<f32>) {
     }
 }
 
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

@@ -112,8 +112,8 @@ pub(crate) struct Scratch {
     inv: Vec<f32>,
 }
 
-/// Decodes one document into `s`: offset-binary residual bytes, the offset of each
-/// token's row in `st`, and each token's inverse norm.
+/// Decodes one document into `s`: offset-binary residual bytes (unless `decoded`: already
+/// in `s.u`), the offset of each token's row in `st`, and each token's inverse norm.
 #[inline(always)]
 fn prepare(
     codec: &ResidualCodec,
@@ -122,10 +122,11 @@ fn prepare(
     codes: Codes<'_>,
     res: &[u8],
     s: &mut Scratch,
+    decoded: bool,
 ) {
     match codes {
-        Codes::U16(c) => prepare_t(codec, centroids, stride, c, res, s),
-        Codes::U32(c) => prepare_t(codec, centroids, stride, c, res, s),
+        Codes::U16(c) => prepare_t(codec, centroids, stride, c, res, s, decoded),
+        Codes::U32(c) => prepare_t(codec, centroids, stride, c, res, s, decoded),
     }
 }
 
@@ -137,10 +138,13 @@ fn prepare_t<C: Code>(
     codes: &[C],
     res: &[u8],
     s: &mut Scratch,
+    decoded: bool,
 ) {
     let dim = codec.dim();
     let ws = codec.int8_scale();
-    codec.decode_u8(res, &mut s.u);
+    if !decoded {
+        codec.decode_u8(res, &mut s.u);
+    }
     s.offsets.clear();
     s.inv.clear();
     for (&c, u) in codes.iter().zip(s.u.chunks_exact(dim)) {
@@ -197,7 +201,7 @@ pub(crate) fn score(
         // SAFETY: AVX-512 F/BW/VNNI detected; the document has tokens.
         return unsafe { simd::score(q, st, stride, codec, centroids, codes, res, s) };
     }
-    prepare(codec, centroids, stride, codes, res, s);
+    prepare(codec, centroids, stride, codes, res, s, false);
     score_prepared_scalar(q, st, s)
 }
 
@@ -217,7 +221,7 @@ pub(crate) fn score_scalar(
     if q.nq == 0 || codes.is_empty() {
         return 0.0;
     }
-    prepare(codec, centroids, stride, codes, res, s);
+    prepare(codec, centroids, stride, codes, res, s, false);
     score_prepared_scalar(q, st, s)
 }
 
@@ -317,6 +321,48 @@ mod simd {
         total
     }
 
+    pub(super) fn has_vbmi() -> bool {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vbmi"))
+    }
+
+    /// [`ResidualCodec::decode_u8`] for nbits 2 (`bucket[b]` = the byte of bucket `b`):
+    /// per 16 residual bytes, one byte permute spreads each byte over its 4 dimensions,
+    /// one multishift brings each dimension's 2 bits down, a mask and a 16-entry shuffle
+    /// map bucket to byte. Safety: AVX-512 F/BW/VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub(super) unsafe fn decode2(res: &[u8], bucket: [u8; 4], out: &mut Vec<u8>) {
+        out.resize(res.len() * 4, 0);
+        let mut idx = [0u8; 64];
+        let mut ctrl = [0u8; 64];
+        for k in 0..64 {
+            idx[k] = (k / 4) as u8;
+            ctrl[k] = (8 * (k % 8) + 6 - 2 * (k % 4)) as u8;
+        }
+        let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
+        let ctrl = _mm512_loadu_si512(ctrl.as_ptr() as *const _);
+        let mut tab = [0u8; 64];
+        for (k, t) in tab.iter_mut().enumerate() {
+            *t = bucket[k % 16 % 4];
+        }
+        let tab = _mm512_loadu_si512(tab.as_ptr() as *const _);
+        let three = _mm512_set1_epi8(3);
+        let full = res.len() / 16;
+        for i in 0..full {
+            let src = _mm512_castsi128_si512(_mm_loadu_si128(res.as_ptr().add(i * 16) as *const _));
+            let spread = _mm512_permutexvar_epi8(idx, src);
+            let bits = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, spread), three);
+            let o = _mm512_shuffle_epi8(tab, bits);
+            _mm512_storeu_si512(out.as_mut_ptr().add(i * 64) as *mut _, o);
+        }
+        for (j, &b) in res.iter().enumerate().skip(full * 16) {
+            for v in 0..4 {
+                out[j * 4 + v] = bucket[((b >> (6 - 2 * v)) & 3) as usize];
+            }
+        }
+    }
+
     /// Safety: AVX-512 F/BW/VNNI; the document has at least one token.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
@@ -331,7 +377,11 @@ mod simd {
         s: &mut Scratch,
     ) -> f32 {
         // compiled here, so that the norms vectorise with AVX-512
-        super::prepare(codec, centroids, stride, codes, res, s);
+        let fast_decode = codec.nbits() == 2 && has_vbmi();
+        if fast_decode {
+            decode2(res, codec.bucket_u8(), &mut s.u);
+        }
+        super::prepare(codec, centroids, stride, codes, res, s, fast_decode);
         let last = s.offsets.iter().max().copied().unwrap_or(0);
         assert!(last + q.nq <= st.len(), "rerank8: score matrix too short");
         let ng = q.nq.div_ceil(QL);
@@ -416,6 +466,34 @@ mod tests {
                     (fast - f32_score).abs() < 5e-4 * nq as f32,
                     "nbits {nbits} {nq}x{ntok}: int8 {fast} vs f32 {f32_score}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn vbmi_decode_equals_the_codec_lookup() {
+        #[cfg(target_arch = "x86_64")]
+        if simd::has_vbmi() {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+            let codec = ResidualCodec::new(
+                128,
+                2,
+                vec![-0.1, 0.0, 0.1],
+                vec![-0.2, -0.05, 0.05, 0.2],
+                0.3,
+            )
+            .unwrap();
+            for ntok in [1usize, 2, 3, 17] {
+                // plus a ragged tail, as the SIMD loop goes by 16 bytes
+                for extra in [0usize, 5] {
+                    let res: Vec<u8> = (0..ntok * 32 + extra).map(|_| rng.random()).collect();
+                    let (mut want, mut got) = (Vec::new(), vec![7u8; 3]);
+                    codec.decode_u8(&res[..ntok * 32], &mut want);
+                    // SAFETY: VBMI detected (F and BW come with it on every such CPU)
+                    unsafe { simd::decode2(&res, codec.bucket_u8(), &mut got) };
+                    assert_eq!(&got[..ntok * 128], &want[..], "{ntok} tokens");
+                    assert_eq!(got.len(), res.len() * 4);
+                }
             }
         }
     }

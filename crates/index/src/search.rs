@@ -108,12 +108,36 @@ where
 /// without tokens). `stride` is a multiple of 8 so that rows split into 8-wide blocks
 /// (the max compiles to packed SIMD).
 fn interaction(st: &[f32], nq: usize, stride: usize, codes: Codes<'_>, acc: &mut [f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernel::has_avx2() {
+        // SAFETY: AVX2 present.
+        return unsafe { interaction_avx2(st, nq, stride, codes, acc) };
+    }
+    interaction_any(st, nq, stride, codes, acc)
+}
+
+/// [`interaction`] compiled for AVX2: one 8-wide max per block instead of two.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interaction_avx2(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    codes: Codes<'_>,
+    acc: &mut [f32],
+) -> f32 {
+    interaction_any(st, nq, stride, codes, acc)
+}
+
+#[inline(always)]
+fn interaction_any(st: &[f32], nq: usize, stride: usize, codes: Codes<'_>, acc: &mut [f32]) -> f32 {
     match codes {
         Codes::U16(c) => interaction_t(st, nq, stride, c, acc),
         Codes::U32(c) => interaction_t(st, nq, stride, c, acc),
     }
 }
 
+#[inline(always)]
 fn interaction_t<C: Code>(
     st: &[f32],
     nq: usize,
@@ -149,12 +173,44 @@ fn interaction_pruned(
     kept: &[bool],
     acc: &mut [f32],
 ) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernel::has_avx2() {
+        // SAFETY: AVX2 present.
+        return unsafe { interaction_pruned_avx2(st, nq, stride, codes, kept, acc) };
+    }
+    interaction_pruned_any(st, nq, stride, codes, kept, acc)
+}
+
+/// [`interaction_pruned`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interaction_pruned_avx2(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    codes: Codes<'_>,
+    kept: &[bool],
+    acc: &mut [f32],
+) -> f32 {
+    interaction_pruned_any(st, nq, stride, codes, kept, acc)
+}
+
+#[inline(always)]
+fn interaction_pruned_any(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    codes: Codes<'_>,
+    kept: &[bool],
+    acc: &mut [f32],
+) -> f32 {
     match codes {
         Codes::U16(c) => interaction_pruned_t(st, nq, stride, c, kept, acc),
         Codes::U32(c) => interaction_pruned_t(st, nq, stride, c, kept, acc),
     }
 }
 
+#[inline(always)]
 fn interaction_pruned_t<C: Code>(
     st: &[f32],
     nq: usize,
@@ -204,8 +260,15 @@ fn best_rows_per_column(st: &[f32], nq: usize, stride: usize, n: usize) -> Vec<b
         return mask;
     }
     let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(n + 1); nq];
-    let mut floor = vec![f32::NEG_INFINITY; nq];
+    // the n-th best so far per column (+inf for the padding columns, never entered)
+    let mut floor = vec![f32::INFINITY; stride];
+    floor[..nq].iter_mut().for_each(|f| *f = f32::NEG_INFINITY);
     for (c, row) in st.chunks_exact(stride).enumerate() {
+        // branch-free test (vectorises): does any value beat its column's floor?
+        let any = row.iter().zip(&floor).fold(false, |a, (v, f)| a | (v > f));
+        if !any && c >= n {
+            continue;
+        }
         for (r, &v) in row[..nq].iter().enumerate() {
             let list = &mut best[r];
             if v.is_nan() || (list.len() == n && v <= floor[r]) {
@@ -342,7 +405,7 @@ impl PlaidIndex {
             let kept: Vec<bool> = match p.centroid_score_threshold {
                 Some(t) => st
                     .chunks_exact(stride)
-                    .map(|row| row[..nq].iter().any(|&v| v >= t))
+                    .map(|row| row[..nq].iter().fold(false, |a, &v| a | (v >= t)))
                     .collect(),
                 None => vec![true; kc],
             };
