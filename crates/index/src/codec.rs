@@ -291,6 +291,34 @@ impl ResidualCodec {
         }
     }
 
+    /// The inverse norms of tokens' reconstructions `c + weights[bucket]` (1 for a zero
+    /// vector), as [`Self::decode_rows`] gives them, decoded 1,024 tokens at a time.
+    pub(crate) fn inv_norms(
+        &self,
+        centroids: &[f32],
+        codes: crate::plaid::Codes<'_>,
+        res: &[u8],
+    ) -> Vec<f32> {
+        let bpt = self.bytes_per_token();
+        let (mut rows, mut scales) = (Vec::new(), Vec::new());
+        let mut out = Vec::with_capacity(codes.len());
+        let mut a = 0;
+        while a < codes.len() {
+            let b = (a + 1024).min(codes.len());
+            let part = codes.slice(a, b);
+            self.decode_rows(
+                centroids,
+                part,
+                &res[a * bpt..b * bpt],
+                &mut rows,
+                &mut scales,
+            );
+            out.extend_from_slice(&scales);
+            a = b;
+        }
+        out
+    }
+
     /// Decodes `ntok` tokens (codes + residual bytes) straight into panel layout
     /// (`out` is resized to `n_panels(ntok) · dim · LANES`).
     pub fn decode_panels(&self, centroids: &[f32], codes: &[u32], res: &[u8], out: &mut Vec<f32>) {

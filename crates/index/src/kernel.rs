@@ -13,7 +13,9 @@
 //! - [`maxsim_rows`] is MaxSim with the roles swapped: the query in panel layout, the
 //!   document tokens row-major, each token's dot products multiplied by a per-token
 //!   scale (the fused PLAID rerank over unnormalised decompressed tokens).
-//! - [`scores_packed`] writes every dot product `q_r · x_t` (row-major `[nq][n]`).
+//! - [`scores_packed`] writes every dot product `q_r · x_t` (row-major `[nq][n]`);
+//!   [`rows_scores`] the same with the roles swapped and a padded stride (the PLAID
+//!   query-centroid matrix, one row of query-token scores per centroid).
 //! - On x86_64 with AVX2+FMA (detected at run time) a register-blocked SIMD kernel runs
 //!   (4 query rows x 2 panels per step, broadcast-FMA, no horizontal sums in the inner
 //!   loop); elsewhere a portable scalar kernel with the same semantics is used.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod exact;
 pub mod filter;
 pub mod format;
+mod interaction;
 pub mod ivf;
 pub mod kernel;
 pub mod kmeans;

@@ -86,6 +86,9 @@ pub(crate) struct Chunk {
     pub(crate) num_docs: usize,
     pub(crate) num_tokens: usize,
     pub(crate) code_bytes: usize,
+    /// Inverse norms of the chunk's reconstructed tokens, computed on first use by the
+    /// 8-bit rerank (4 bytes per token in memory, nothing on disk).
+    pub(crate) inv_norms: std::sync::OnceLock<Vec<f32>>,
 }
 
 impl Chunk {
@@ -267,6 +270,7 @@ impl PlaidIndex {
             num_docs: nd,
             num_tokens: nt,
             code_bytes: cb,
+            inv_norms: std::sync::OnceLock::new(),
         };
         if chunk
             .codes()
@@ -345,6 +349,19 @@ impl PlaidIndex {
         let (c, s, n) = self.doc_loc[i];
         let b = self.codec.bytes_per_token();
         &self.chunks[c as usize].residuals()[s as usize * b..(s as usize + n as usize) * b]
+    }
+
+    /// Inverse norms of the reconstructed tokens of internal document `i` (`c + w`
+    /// before normalisation), computed for its whole chunk on first use. Centroids are
+    /// only ever appended, so they stay valid across updates.
+    pub(crate) fn doc_inv_norms(&self, i: usize) -> &[f32] {
+        let (c, s, n) = self.doc_loc[i];
+        let chunk = &self.chunks[c as usize];
+        let all = chunk.inv_norms.get_or_init(|| {
+            self.codec
+                .inv_norms(&self.centroids, chunk.codes(), chunk.residuals())
+        });
+        &all[s as usize..s as usize + n as usize]
     }
 
     /// Decompressed (approximate, unit-norm) token embeddings of document `id`.

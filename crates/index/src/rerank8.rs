@@ -10,12 +10,12 @@
 //! - each query token is quantized symmetrically, `q_r ≈ qs_r · q8_r`, `q8_r` in
 //!   -127..=127 with the largest coordinate at ±127;
 //! - `q_r · w ≈ qs_r · ws · (Σ_d u_d · q8_rd − 128 · Σ_d q8_rd)`, exact in i32;
-//! - `‖c + w‖² = ‖c‖² + 2 ws c·w8 + ws² ‖w8‖²` in f32 from the same `w8`.
+//! - `1 / ‖c + w‖` is exact f32, from the index's per-chunk cache
+//!   (`PlaidIndex::doc_inv_norms`, 1 for a zero vector as in the f32 path).
 //!
-//! The score is `Σ_r max_t (S[c_t][r] + qs_r ws dot_tr) / ‖c_t + w_t‖` (a zero token
-//! keeps scale 1, as the f32 path). Against the f32 rerank over the same reconstructed
-//! tokens this differs only by the rounding of `q` and `w` to 8 bits (about 1e-4 per
-//! token score at nbits 2, see the tests). On x86_64 with AVX-512 F/BW/VNNI (detected at
+//! The score is `Σ_r max_t (S[c_t][r] + qs_r ws dot_tr) / ‖c_t + w_t‖`. Against the f32
+//! rerank over the same reconstructed tokens this differs only by the rounding of `q`
+//! and `w` to 8 bits (about 1e-4 per query token at nbits 2, see the tests). On x86_64 with AVX-512 F/BW/VNNI (detected at
 //! run time) one `vpdpbusd` does 64 multiply-adds: blocks of 4 document tokens x up to
 //! 64 query tokens, no horizontal sum in the inner loop. [`available`] says whether it
 //! runs; the search falls back to the f32 rerank when it does not. [`score_scalar`] is
@@ -109,74 +109,26 @@ impl QueryI8 {
 pub(crate) struct Scratch {
     u: Vec<u8>,
     offsets: Vec<usize>,
-    inv: Vec<f32>,
 }
 
 /// Decodes one document into `s`: offset-binary residual bytes (unless `decoded`: already
-/// in `s.u`), the offset of each token's row in `st`, and each token's inverse norm.
-#[inline(always)]
+/// in `s.u`) and the offset of each token's row in `st`.
 fn prepare(
     codec: &ResidualCodec,
-    centroids: &[f32],
     stride: usize,
     codes: Codes<'_>,
     res: &[u8],
     s: &mut Scratch,
     decoded: bool,
 ) {
-    match codes {
-        Codes::U16(c) => prepare_t(codec, centroids, stride, c, res, s, decoded),
-        Codes::U32(c) => prepare_t(codec, centroids, stride, c, res, s, decoded),
-    }
-}
-
-#[inline(always)]
-fn prepare_t<C: Code>(
-    codec: &ResidualCodec,
-    centroids: &[f32],
-    stride: usize,
-    codes: &[C],
-    res: &[u8],
-    s: &mut Scratch,
-    decoded: bool,
-) {
-    let dim = codec.dim();
-    let ws = codec.int8_scale();
     if !decoded {
         codec.decode_u8(res, &mut s.u);
     }
     s.offsets.clear();
-    s.inv.clear();
-    for (&c, u) in codes.iter().zip(s.u.chunks_exact(dim)) {
-        let c = c.idx();
-        s.offsets.push(c * stride);
-        let (cc, cw, ww) = norm_parts(&centroids[c * dim..(c + 1) * dim], u);
-        let sq = cc + 2.0 * ws * cw + ws * ws * ww;
-        s.inv.push(if sq > 0.0 { 1.0 / sq.sqrt() } else { 1.0 });
+    match codes {
+        Codes::U16(c) => s.offsets.extend(c.iter().map(|&c| c.idx() * stride)),
+        Codes::U32(c) => s.offsets.extend(c.iter().map(|&c| c.idx() * stride)),
     }
-}
-
-/// `(‖c‖², c · w8, ‖w8‖²)` with `w8 = u - 128`, in 16 lanes (vectorises).
-#[inline(always)]
-fn norm_parts(c: &[f32], u: &[u8]) -> (f32, f32, f32) {
-    let (mut cc, mut cw, mut ww) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
-    let mut cs = c.chunks_exact(16);
-    let mut us = u.chunks_exact(16);
-    for (c16, u16) in (&mut cs).zip(&mut us) {
-        for l in 0..16 {
-            let w = u16[l] as f32 - 128.0;
-            cc[l] += c16[l] * c16[l];
-            cw[l] += c16[l] * w;
-            ww[l] += w * w;
-        }
-    }
-    for (&cv, &uv) in cs.remainder().iter().zip(us.remainder()) {
-        let w = uv as f32 - 128.0;
-        cc[0] += cv * cv;
-        cw[0] += cv * w;
-        ww[0] += w * w;
-    }
-    (cc.iter().sum(), cw.iter().sum(), ww.iter().sum())
 }
 
 /// Rerank score of one document (see the module docs): SIMD when [`available`], else
@@ -188,21 +140,26 @@ pub(crate) fn score(
     st: &[f32],
     stride: usize,
     codec: &ResidualCodec,
-    centroids: &[f32],
+    inv: &[f32],
     codes: Codes<'_>,
     res: &[u8],
     s: &mut Scratch,
 ) -> f32 {
+    assert_eq!(
+        inv.len(),
+        codes.len(),
+        "rerank8: one inverse norm per token"
+    );
     if q.nq == 0 || codes.is_empty() {
         return 0.0;
     }
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX-512 F/BW/VNNI detected; the document has tokens.
-        return unsafe { simd::score(q, st, stride, codec, centroids, codes, res, s) };
+        return unsafe { simd::score(q, st, stride, codec, inv, codes, res, s) };
     }
-    prepare(codec, centroids, stride, codes, res, s, false);
-    score_prepared_scalar(q, st, s)
+    prepare(codec, stride, codes, res, s, false);
+    score_prepared_scalar(q, st, inv, s)
 }
 
 /// Portable reference of [`score`] (same quantization, scalar arithmetic).
@@ -213,7 +170,7 @@ pub(crate) fn score_scalar(
     st: &[f32],
     stride: usize,
     codec: &ResidualCodec,
-    centroids: &[f32],
+    inv: &[f32],
     codes: Codes<'_>,
     res: &[u8],
     s: &mut Scratch,
@@ -221,17 +178,17 @@ pub(crate) fn score_scalar(
     if q.nq == 0 || codes.is_empty() {
         return 0.0;
     }
-    prepare(codec, centroids, stride, codes, res, s, false);
-    score_prepared_scalar(q, st, s)
+    prepare(codec, stride, codes, res, s, false);
+    score_prepared_scalar(q, st, inv, s)
 }
 
-fn score_prepared_scalar(q: &QueryI8, st: &[f32], s: &Scratch) -> f32 {
+fn score_prepared_scalar(q: &QueryI8, st: &[f32], inv: &[f32], s: &Scratch) -> f32 {
     let dim = q.dim;
     (0..q.nq)
         .map(|r| {
             s.u.chunks_exact(dim)
                 .zip(&s.offsets)
-                .zip(&s.inv)
+                .zip(inv)
                 .map(|((u, &off), &inv)| {
                     let dot: i32 = u
                         .iter()
@@ -255,10 +212,16 @@ mod simd {
     /// Σ over `G` query groups (starting at group `j0`) of the max over all tokens.
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // register blocks indexed [token][group]
-    unsafe fn groups<const G: usize>(q: &QueryI8, j0: usize, st: &[f32], s: &Scratch) -> f32 {
+    unsafe fn groups<const G: usize>(
+        q: &QueryI8,
+        j0: usize,
+        st: &[f32],
+        inv: &[f32],
+        s: &Scratch,
+    ) -> f32 {
         let dim = q.dim;
         let quads = dim / 4;
-        let ntok = s.inv.len();
+        let ntok = inv.len();
         let up = s.u.as_ptr();
         let qp = q.packed.as_ptr();
         let mut corr = [_mm512_setzero_si512(); G];
@@ -302,12 +265,12 @@ mod simd {
             }
             for i in 0..4 {
                 let t = ts[i];
-                let inv = _mm512_set1_ps(*s.inv.get_unchecked(t));
+                let inv_t = _mm512_set1_ps(*inv.get_unchecked(t));
                 let row = st.as_ptr().add(*s.offsets.get_unchecked(t));
                 for j in 0..G {
                     let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], corr[j]));
                     let sv = _mm512_maskz_loadu_ps(mask[j], row.add((j0 + j) * QL));
-                    let v = _mm512_mul_ps(_mm512_fmadd_ps(dot, scale[j], sv), inv);
+                    let v = _mm512_mul_ps(_mm512_fmadd_ps(dot, scale[j], sv), inv_t);
                     best[j] = _mm512_max_ps(best[j], v);
                 }
             }
@@ -371,17 +334,16 @@ mod simd {
         st: &[f32],
         stride: usize,
         codec: &ResidualCodec,
-        centroids: &[f32],
+        inv: &[f32],
         codes: Codes<'_>,
         res: &[u8],
         s: &mut Scratch,
     ) -> f32 {
-        // compiled here, so that the norms vectorise with AVX-512
         let fast_decode = codec.nbits() == 2 && has_vbmi();
         if fast_decode {
             decode2(res, codec.bucket_u8(), &mut s.u);
         }
-        super::prepare(codec, centroids, stride, codes, res, s, fast_decode);
+        super::prepare(codec, stride, codes, res, s, fast_decode);
         let last = s.offsets.iter().max().copied().unwrap_or(0);
         assert!(last + q.nq <= st.len(), "rerank8: score matrix too short");
         let ng = q.nq.div_ceil(QL);
@@ -390,10 +352,10 @@ mod simd {
         while j0 < ng {
             let g = (ng - j0).min(4);
             total += match g {
-                4 => groups::<4>(q, j0, st, s),
-                3 => groups::<3>(q, j0, st, s),
-                2 => groups::<2>(q, j0, st, s),
-                _ => groups::<1>(q, j0, st, s),
+                4 => groups::<4>(q, j0, st, inv, s),
+                3 => groups::<3>(q, j0, st, inv, s),
+                2 => groups::<2>(q, j0, st, inv, s),
+                _ => groups::<1>(q, j0, st, inv, s),
             };
             j0 += g;
         }
@@ -443,11 +405,13 @@ mod tests {
                     .collect();
                 let q8 = QueryI8::new(&qf, dim, codec.int8_scale());
                 let mut s = Scratch::default();
+                let (mut rows, mut scales) = (Vec::new(), Vec::new());
+                codec.decode_rows(&centroids, Codes::U16(&codes), &res, &mut rows, &mut scales);
                 let args = (
                     &st[..],
                     stride,
                     &codec,
-                    &centroids[..],
+                    &scales[..],
                     Codes::U16(&codes),
                     &res[..],
                 );
@@ -458,8 +422,6 @@ mod tests {
                     (fast - slow).abs() < 1e-4 * nq as f32,
                     "nbits {nbits} {nq}x{ntok}: {fast} vs {slow}"
                 );
-                let (mut rows, mut scales) = (Vec::new(), Vec::new());
-                codec.decode_rows(&centroids, Codes::U16(&codes), &res, &mut rows, &mut scales);
                 let f32_score = crate::kernel::maxsim_rows(&q_panels, nq, dim, &rows, &scales);
                 // 8-bit q and w: at most 1.5e-4 per query token measured on this data
                 assert!(
@@ -517,7 +479,7 @@ mod tests {
                 &[0.0; 8],
                 8,
                 &codec,
-                &[0.0; 8],
+                &[],
                 Codes::U16(&empty),
                 &[],
                 &mut s
@@ -531,7 +493,7 @@ mod tests {
                 &[0.0; 8],
                 8,
                 &codec,
-                &[0.0; 8],
+                &[1.0],
                 Codes::U16(&[0]),
                 &[0, 0],
                 &mut s

@@ -22,8 +22,9 @@
 
 use crate::error::{IndexError, Result};
 use crate::filter::IdFilter;
+use crate::interaction::{interaction, PrunedRows};
 use crate::kernel::{maxsim_rows, n_panels, pack_panels, rows_scores, LANES};
-use crate::plaid::{Code, Codes, PlaidIndex};
+use crate::plaid::PlaidIndex;
 use crate::rerank8;
 use colzero_core::ranking::hit_order;
 use colzero_core::{top_k, Hit, MultiVector};
@@ -102,150 +103,6 @@ where
         let mut s = init();
         items.iter().map(|&d| f(&mut s, d)).collect()
     }
-}
-
-/// `Σ_r max_t st[code_t][r]` over the first `nq` of `stride` columns (0 for a document
-/// without tokens). `stride` is a multiple of 8 so that rows split into 8-wide blocks
-/// (the max compiles to packed SIMD).
-fn interaction(st: &[f32], nq: usize, stride: usize, codes: Codes<'_>, acc: &mut [f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernel::has_avx2() {
-        // SAFETY: AVX2 present.
-        return unsafe { interaction_avx2(st, nq, stride, codes, acc) };
-    }
-    interaction_any(st, nq, stride, codes, acc)
-}
-
-/// [`interaction`] compiled for AVX2: one 8-wide max per block instead of two.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn interaction_avx2(
-    st: &[f32],
-    nq: usize,
-    stride: usize,
-    codes: Codes<'_>,
-    acc: &mut [f32],
-) -> f32 {
-    interaction_any(st, nq, stride, codes, acc)
-}
-
-#[inline(always)]
-fn interaction_any(st: &[f32], nq: usize, stride: usize, codes: Codes<'_>, acc: &mut [f32]) -> f32 {
-    match codes {
-        Codes::U16(c) => interaction_t(st, nq, stride, c, acc),
-        Codes::U32(c) => interaction_t(st, nq, stride, c, acc),
-    }
-}
-
-#[inline(always)]
-fn interaction_t<C: Code>(
-    st: &[f32],
-    nq: usize,
-    stride: usize,
-    codes: &[C],
-    acc: &mut [f32],
-) -> f32 {
-    let Some((&first, rest)) = codes.split_first() else {
-        return 0.0;
-    };
-    let first = first.idx();
-    acc.copy_from_slice(&st[first * stride..(first + 1) * stride]);
-    for &c in rest {
-        let c = c.idx();
-        let row = &st[c * stride..(c + 1) * stride];
-        for (a, v) in acc.chunks_exact_mut(8).zip(row.chunks_exact(8)) {
-            for j in 0..8 {
-                a[j] = if v[j] > a[j] { v[j] } else { a[j] };
-            }
-        }
-    }
-    acc[..nq].iter().sum()
-}
-
-/// [`interaction`] against the score matrix with the rows of the centroids not `kept`
-/// set to zero, without building that matrix: pruned tokens are skipped and, when there
-/// was one, the maxima are floored at 0 (the score of a zeroed row).
-fn interaction_pruned(
-    st: &[f32],
-    nq: usize,
-    stride: usize,
-    codes: Codes<'_>,
-    kept: &[bool],
-    acc: &mut [f32],
-) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernel::has_avx2() {
-        // SAFETY: AVX2 present.
-        return unsafe { interaction_pruned_avx2(st, nq, stride, codes, kept, acc) };
-    }
-    interaction_pruned_any(st, nq, stride, codes, kept, acc)
-}
-
-/// [`interaction_pruned`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn interaction_pruned_avx2(
-    st: &[f32],
-    nq: usize,
-    stride: usize,
-    codes: Codes<'_>,
-    kept: &[bool],
-    acc: &mut [f32],
-) -> f32 {
-    interaction_pruned_any(st, nq, stride, codes, kept, acc)
-}
-
-#[inline(always)]
-fn interaction_pruned_any(
-    st: &[f32],
-    nq: usize,
-    stride: usize,
-    codes: Codes<'_>,
-    kept: &[bool],
-    acc: &mut [f32],
-) -> f32 {
-    match codes {
-        Codes::U16(c) => interaction_pruned_t(st, nq, stride, c, kept, acc),
-        Codes::U32(c) => interaction_pruned_t(st, nq, stride, c, kept, acc),
-    }
-}
-
-#[inline(always)]
-fn interaction_pruned_t<C: Code>(
-    st: &[f32],
-    nq: usize,
-    stride: usize,
-    codes: &[C],
-    kept: &[bool],
-    acc: &mut [f32],
-) -> f32 {
-    let mut started = false;
-    let mut any_pruned = false;
-    for &c in codes {
-        let c = c.idx();
-        if !kept[c] {
-            any_pruned = true;
-            continue;
-        }
-        let row = &st[c * stride..(c + 1) * stride];
-        if !started {
-            acc.copy_from_slice(row);
-            started = true;
-            continue;
-        }
-        for (a, v) in acc.chunks_exact_mut(8).zip(row.chunks_exact(8)) {
-            for j in 0..8 {
-                a[j] = if v[j] > a[j] { v[j] } else { a[j] };
-            }
-        }
-    }
-    if !started {
-        return 0.0;
-    }
-    if any_pruned {
-        acc.iter_mut().for_each(|a| *a = a.max(0.0));
-    }
-    acc[..nq].iter().sum()
 }
 
 /// For each of the first `nq` columns of the row-major `st` (`stride` columns), marks in
@@ -377,8 +234,9 @@ impl PlaidIndex {
         let mut q_panels = Vec::new();
         pack_panels(q, dim, &mut q_panels);
         let stride = n_panels(nq) * LANES;
-        let mut st = vec![0.0f32; kc * stride];
-        rows_scores(&q_panels, nq, dim, &self.centroids, &mut st);
+        // plus one zero row, the target of pruned centroids in stage 2
+        let mut st = vec![0.0f32; (kc + 1) * stride];
+        rows_scores(&q_panels, nq, dim, &self.centroids, &mut st[..kc * stride]);
         // 1. candidate generation
         let mut cands: Vec<u32> = match allowed {
             Some(a) if a.list.len() <= n_candidates => a.list.clone(),
@@ -388,7 +246,7 @@ impl PlaidIndex {
                     let scale = self.len() as f64 / a.list.len().max(1) as f64;
                     n_probe = ((n_probe as f64 * scale).ceil() as usize).min(kc);
                 }
-                self.probe(&st, (nq, stride), n_probe.min(kc), allowed)
+                self.probe(&st[..kc * stride], (nq, stride), n_probe.min(kc), allowed)
             }
         };
         let keep = |cands: &[u32], scores: &[f32], n: usize| -> Vec<u32> {
@@ -399,25 +257,22 @@ impl PlaidIndex {
             kept.sort_unstable();
             kept
         };
-        let acc_init = || vec![0.0f32; stride];
+        let acc_init = || vec![0.0f32; 4 * stride];
         // 2. pruned centroid interaction
         if cands.len() > n_candidates {
-            let kept: Vec<bool> = match p.centroid_score_threshold {
-                Some(t) => st
-                    .chunks_exact(stride)
-                    .map(|row| row[..nq].iter().fold(false, |a, &v| a | (v >= t)))
-                    .collect(),
-                None => vec![true; kc],
-            };
+            let pruned = p
+                .centroid_score_threshold
+                .map(|t| PrunedRows::new(&st, nq, stride, kc, t));
             let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
-                interaction_pruned(&st, nq, stride, self.doc_codes(d as usize), &kept, acc)
+                let codes = self.doc_codes(d as usize);
+                interaction(&st, nq, stride, codes, pruned.as_ref(), acc)
             });
             cands = keep(&cands, &s, n_candidates);
         }
         // 3. full centroid interaction
         if cands.len() > n_full {
             let s = map_maybe_par(&cands, parallel, acc_init, |acc, d| {
-                interaction(&st, nq, stride, self.doc_codes(d as usize), acc)
+                interaction(&st, nq, stride, self.doc_codes(d as usize), None, acc)
             });
             cands = keep(&cands, &s, n_full);
         }
@@ -427,16 +282,8 @@ impl PlaidIndex {
             map_maybe_par(&cands, parallel, rerank8::Scratch::default, |scratch, d| {
                 let d = d as usize;
                 let (codes, res) = (self.doc_codes(d), self.doc_residuals(d));
-                rerank8::score(
-                    &q8,
-                    &st,
-                    stride,
-                    &self.codec,
-                    &self.centroids,
-                    codes,
-                    res,
-                    scratch,
-                )
+                let inv = self.doc_inv_norms(d);
+                rerank8::score(&q8, &st, stride, &self.codec, inv, codes, res, scratch)
             })
         } else {
             map_maybe_par(
@@ -526,32 +373,6 @@ mod tests {
                 want,
                 "{rows}x{nq} n {n}"
             );
-        }
-    }
-
-    #[test]
-    fn pruned_interaction_equals_interaction_over_the_zeroed_matrix() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(32);
-        let (rows, nq) = (40usize, 13usize);
-        let stride = nq.div_ceil(8) * 8;
-        let mut st = random_st(&mut rng, rows, stride);
-        for row in st.chunks_exact_mut(stride) {
-            row[nq..].iter_mut().for_each(|v| *v = 0.0);
-        }
-        let mut acc = vec![0.0f32; stride];
-        for case in 0..200 {
-            let kept: Vec<bool> = (0..rows).map(|_| rng.random_bool(0.5)).collect();
-            let mut zeroed = st.clone();
-            for (row, &k) in zeroed.chunks_exact_mut(stride).zip(&kept) {
-                if !k {
-                    row.iter_mut().for_each(|v| *v = 0.0);
-                }
-            }
-            let len = case % 9;
-            let codes: Vec<u16> = (0..len).map(|_| rng.random_range(0..rows as u16)).collect();
-            let want = interaction(&zeroed, nq, stride, Codes::U16(&codes), &mut acc);
-            let got = interaction_pruned(&st, nq, stride, Codes::U16(&codes), &kept, &mut acc);
-            assert_eq!(got, want, "case {case}: codes {codes:?}");
         }
     }
 }
