@@ -193,26 +193,28 @@ impl ResidualCodec {
         self.w_scale
     }
 
-    /// For nbits 2: the offset-binary byte of each bucket, `w8[b] + 128`.
-    pub(crate) fn bucket_u8(&self) -> [u8; 4] {
-        let mut out = [0u8; 4];
-        for (b, o) in out.iter_mut().enumerate() {
-            // byte b << 6 holds bucket b in its first (most significant) value
-            *o = self.lut_u8[(b << 6) * (8 / self.nbits)];
+    /// The offset-binary byte of each bucket, `w8[b] + 128` (`2^nbits` entries, padded
+    /// with zeros to 16).
+    pub(crate) fn bucket_u8(&self) -> [u8; 16] {
+        let vpb = 8 / self.nbits;
+        let mut out = [0u8; 16];
+        for (b, o) in out.iter_mut().enumerate().take(1 << self.nbits) {
+            // byte b << (8 - nbits) holds bucket b in its first (most significant) value
+            *o = self.lut_u8[(b << (8 - self.nbits)) * vpb];
         }
         out
     }
 
-    /// Decodes residual bytes (whole tokens) into one byte per dimension, `w8[bucket] +
-    /// 128` (offset binary, for unsigned x signed 8-bit dot products); `out` is resized
-    /// to `res.len() / bytes_per_token · dim`.
+    /// Decodes residual bytes into one byte per dimension, `w8[bucket] + 128` (offset
+    /// binary, for unsigned x signed 8-bit dot products); `out` is resized to
+    /// `res.len() · 8 / nbits` (`dim` per token).
     pub fn decode_u8(&self, res: &[u8], out: &mut Vec<u8>) {
         fn run<const V: usize>(lut: &[u8], res: &[u8], out: &mut [u8]) {
             for (&b, o) in res.iter().zip(out.chunks_exact_mut(V)) {
                 o.copy_from_slice(&lut[b as usize * V..b as usize * V + V]);
             }
         }
-        out.resize(res.len() / self.bytes_per_token() * self.dim, 0);
+        out.resize(res.len() * (8 / self.nbits), 0);
         match self.nbits {
             1 => run::<8>(&self.lut_u8, res, out),
             2 => run::<4>(&self.lut_u8, res, out),

@@ -290,38 +290,52 @@ mod simd {
         *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vbmi"))
     }
 
-    /// [`ResidualCodec::decode_u8`] for nbits 2 (`bucket[b]` = the byte of bucket `b`):
-    /// per 16 residual bytes, one byte permute spreads each byte over its 4 dimensions,
-    /// one multishift brings each dimension's 2 bits down, a mask and a 16-entry shuffle
-    /// map bucket to byte. Safety: AVX-512 F/BW/VBMI.
+    /// [`ResidualCodec::decode_u8`] with AVX-512 VBMI (`bucket[b]` = the byte of bucket
+    /// `b`): per 64 dimensions, one byte permute copies each residual byte to its
+    /// `8 / nbits` dimensions, one multishift brings each dimension's bits down, a mask
+    /// and a 16-entry shuffle map bucket to byte. Safety: AVX-512 F/BW/VBMI;
+    /// nbits ∈ {1, 2, 4}.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    pub(super) unsafe fn decode2(res: &[u8], bucket: [u8; 4], out: &mut Vec<u8>) {
-        out.resize(res.len() * 4, 0);
-        let mut idx = [0u8; 64];
-        let mut ctrl = [0u8; 64];
+    pub(super) unsafe fn decode_vbmi(
+        res: &[u8],
+        nbits: usize,
+        bucket: [u8; 16],
+        out: &mut Vec<u8>,
+    ) {
+        let vpb = 8 / nbits;
+        out.resize(res.len() * vpb, 0);
+        let (mut idx, mut ctrl) = ([0u8; 64], [0u8; 64]);
         for k in 0..64 {
-            idx[k] = (k / 4) as u8;
-            ctrl[k] = (8 * (k % 8) + 6 - 2 * (k % 4)) as u8;
+            idx[k] = (k / vpb) as u8;
+            // dimension j of a byte sits at bits 8 - nbits (j + 1) .. (most significant first)
+            ctrl[k] = (8 * (k % 8) + 8 - nbits * (k % vpb + 1)) as u8;
         }
         let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
         let ctrl = _mm512_loadu_si512(ctrl.as_ptr() as *const _);
         let mut tab = [0u8; 64];
         for (k, t) in tab.iter_mut().enumerate() {
-            *t = bucket[k % 16 % 4];
+            *t = bucket[k % 16];
         }
         let tab = _mm512_loadu_si512(tab.as_ptr() as *const _);
-        let three = _mm512_set1_epi8(3);
-        let full = res.len() / 16;
+        let mask = _mm512_set1_epi8(((1u32 << nbits) - 1) as i8);
+        let per = 64 / vpb; // residual bytes per 64 dimensions
+        let full = res.len() / per;
         for i in 0..full {
-            let src = _mm512_castsi128_si512(_mm_loadu_si128(res.as_ptr().add(i * 16) as *const _));
+            let p = res.as_ptr().add(i * per);
+            let src = match per {
+                8 => _mm512_castsi128_si512(_mm_loadl_epi64(p as *const _)),
+                16 => _mm512_castsi128_si512(_mm_loadu_si128(p as *const _)),
+                _ => _mm512_castsi256_si512(_mm256_loadu_si256(p as *const _)),
+            };
             let spread = _mm512_permutexvar_epi8(idx, src);
-            let bits = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, spread), three);
+            let bits = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, spread), mask);
             let o = _mm512_shuffle_epi8(tab, bits);
             _mm512_storeu_si512(out.as_mut_ptr().add(i * 64) as *mut _, o);
         }
-        for (j, &b) in res.iter().enumerate().skip(full * 16) {
-            for v in 0..4 {
-                out[j * 4 + v] = bucket[((b >> (6 - 2 * v)) & 3) as usize];
+        let m = (1u8 << nbits) - 1;
+        for (j, &b) in res.iter().enumerate().skip(full * per) {
+            for v in 0..vpb {
+                out[j * vpb + v] = bucket[((b >> (8 - nbits * (v + 1))) & m) as usize];
             }
         }
     }
@@ -339,9 +353,9 @@ mod simd {
         res: &[u8],
         s: &mut Scratch,
     ) -> f32 {
-        let fast_decode = codec.nbits() == 2 && has_vbmi();
+        let fast_decode = has_vbmi();
         if fast_decode {
-            decode2(res, codec.bucket_u8(), &mut s.u);
+            decode_vbmi(res, codec.nbits(), codec.bucket_u8(), &mut s.u);
         }
         super::prepare(codec, stride, codes, res, s, fast_decode);
         let last = s.offsets.iter().max().copied().unwrap_or(0);
@@ -437,24 +451,24 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if simd::has_vbmi() {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
-            let codec = ResidualCodec::new(
-                128,
-                2,
-                vec![-0.1, 0.0, 0.1],
-                vec![-0.2, -0.05, 0.05, 0.2],
-                0.3,
-            )
-            .unwrap();
-            for ntok in [1usize, 2, 3, 17] {
-                // plus a ragged tail, as the SIMD loop goes by 16 bytes
-                for extra in [0usize, 5] {
-                    let res: Vec<u8> = (0..ntok * 32 + extra).map(|_| rng.random()).collect();
-                    let (mut want, mut got) = (Vec::new(), vec![7u8; 3]);
-                    codec.decode_u8(&res[..ntok * 32], &mut want);
-                    // SAFETY: VBMI detected (F and BW come with it on every such CPU)
-                    unsafe { simd::decode2(&res, codec.bucket_u8(), &mut got) };
-                    assert_eq!(&got[..ntok * 128], &want[..], "{ntok} tokens");
-                    assert_eq!(got.len(), res.len() * 4);
+            for nbits in [1usize, 2, 4] {
+                let nb = 1usize << nbits;
+                let cutoffs: Vec<f32> =
+                    (1..nb).map(|i| -0.1 + 0.2 * i as f32 / nb as f32).collect();
+                let weights: Vec<f32> =
+                    (0..nb).map(|i| -0.2 + 0.4 * i as f32 / nb as f32).collect();
+                let codec = ResidualCodec::new(128, nbits, cutoffs, weights, 0.3).unwrap();
+                let bpt = codec.bytes_per_token();
+                for ntok in [1usize, 2, 3, 17] {
+                    // plus a ragged tail, as the SIMD loop goes by 64 dimensions
+                    for extra in [0usize, 5] {
+                        let res: Vec<u8> = (0..ntok * bpt + extra).map(|_| rng.random()).collect();
+                        let (mut want, mut got) = (Vec::new(), vec![7u8; 3]);
+                        codec.decode_u8(&res, &mut want);
+                        // SAFETY: VBMI detected (F and BW come with it on every such CPU)
+                        unsafe { simd::decode_vbmi(&res, nbits, codec.bucket_u8(), &mut got) };
+                        assert_eq!(got, want, "nbits {nbits}, {ntok} tokens + {extra} bytes");
+                    }
                 }
             }
         }
