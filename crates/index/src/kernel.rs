@@ -253,6 +253,45 @@ pub fn rows_scores(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32], out: &
     rows_scores_scalar(q_panels, nq, dim, rows, out)
 }
 
+/// [`rows_scores`] with the `n` vectors given in panel layout and the query row-major
+/// (`nq x dim`): `out[t · stride + r] = q_r · x_t`, `stride = n_panels(nq) · LANES`,
+/// padding columns set to 0. Faster than [`rows_scores`] for short queries (it reads the
+/// vectors once per 6 query rows and keeps 12 accumulators busy), slower for long ones.
+pub fn centroid_scores(query: &[f32], dim: usize, panels: &[f32], n: usize, out: &mut [f32]) {
+    let nq = query.len() / dim;
+    let stride = n_panels(nq) * LANES;
+    assert_eq!(
+        out.len(),
+        n * stride,
+        "centroid_scores: output has the wrong size"
+    );
+    assert!(
+        panels.len() >= n_panels(n) * dim * LANES,
+        "centroid_scores: panels too short"
+    );
+    if n == 0 || nq == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        for row in out.chunks_exact_mut(stride) {
+            row[nq..].iter_mut().for_each(|v| *v = 0.0);
+        }
+        // SAFETY: AVX2+FMA present; sizes asserted above.
+        return unsafe { crate::simd::centroid_scores(query, dim, panels, n, out, stride) };
+    }
+    let mut q_panels = Vec::new();
+    pack_panels(query, dim, &mut q_panels);
+    let mut rows = vec![0.0f32; n * dim];
+    for t in 0..n {
+        let panel = &panels[(t / LANES) * dim * LANES..];
+        for d in 0..dim {
+            rows[t * dim + d] = panel[d * LANES + t % LANES];
+        }
+    }
+    rows_scores_scalar(&q_panels, nq, dim, &rows, out)
+}
+
 /// Portable version of [`rows_scores`].
 pub fn rows_scores_scalar(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32], out: &mut [f32]) {
     let stride = n_panels(nq) * LANES;
@@ -412,6 +451,32 @@ mod tests {
             );
         }
         assert_eq!(maxsim_rows(&[0.0; 32], 1, 4, &[], &[]), 0.0);
+    }
+
+    #[test]
+    fn centroid_scores_equals_rows_scores() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+        for &(nq, n, dim) in &[
+            (5usize, 37usize, 128usize),
+            (12, 16, 16),
+            (1, 1, 4),
+            (13, 9, 8),
+            (32, 24, 8),
+        ] {
+            let q = random_mv(&mut rng, nq, dim);
+            let x = random_mv(&mut rng, n, dim);
+            let (mut q_panels, mut x_panels) = (Vec::new(), Vec::new());
+            pack_panels(q.as_slice(), dim, &mut q_panels);
+            pack_panels(x.as_slice(), dim, &mut x_panels);
+            let stride = n_panels(nq) * LANES;
+            let mut want = vec![0.0f32; n * stride];
+            rows_scores_scalar(&q_panels, nq, dim, x.as_slice(), &mut want);
+            let mut got = vec![f32::NAN; n * stride];
+            centroid_scores(q.as_slice(), dim, &x_panels, n, &mut got);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-4, "{nq}x{n}x{dim} at {i}: {g} vs {w}");
+            }
+        }
     }
 
     #[test]

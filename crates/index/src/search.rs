@@ -23,13 +23,17 @@
 use crate::error::{IndexError, Result};
 use crate::filter::IdFilter;
 use crate::interaction::{interaction, PrunedRows};
-use crate::kernel::{maxsim_rows, n_panels, pack_panels, rows_scores, LANES};
+use crate::kernel::{centroid_scores, maxsim_rows, n_panels, pack_panels, rows_scores, LANES};
 use crate::plaid::PlaidIndex;
 use crate::rerank8;
 use colzero_core::ranking::hit_order;
 use colzero_core::{top_k, Hit, MultiVector};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Longest query whose centroid scores come from [`centroid_scores`] (two passes over
+/// the centroids at most); longer ones use [`rows_scores`] (one pass).
+const CENTROID_SCORES_MAX_NQ: usize = 12;
 
 /// Search-time parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,7 +240,11 @@ impl PlaidIndex {
         let stride = n_panels(nq) * LANES;
         // plus one zero row, the target of pruned centroids in stage 2
         let mut st = vec![0.0f32; (kc + 1) * stride];
-        rows_scores(&q_panels, nq, dim, &self.centroids, &mut st[..kc * stride]);
+        if nq <= CENTROID_SCORES_MAX_NQ {
+            centroid_scores(q, dim, &self.centroid_panels, kc, &mut st[..kc * stride]);
+        } else {
+            rows_scores(&q_panels, nq, dim, &self.centroids, &mut st[..kc * stride]);
+        }
         // 1. candidate generation
         let mut cands: Vec<u32> = match allowed {
             Some(a) if a.list.len() <= n_candidates => a.list.clone(),

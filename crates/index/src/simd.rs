@@ -380,3 +380,84 @@ pub unsafe fn rows_scores(q_panels: &[f32], nq: usize, dim: usize, rows: &[f32],
         g0 += g;
     }
 }
+
+/// See `kernel::centroid_scores`. Safety: AVX2+FMA; `panels` holds `n_panels(n)` panels,
+/// `out` `n · stride` floats with `stride >= nq`.
+///
+/// Blocking: 2 centroid panels (16 centroids) x up to 6 query rows per step, 12
+/// accumulators; each step loads 2 panel vectors and broadcasts 6 query coordinates per
+/// dimension, so a short query reads the centroids once at 12 FMA per 8 loads.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn centroid_scores(
+    query: &[f32],
+    dim: usize,
+    panels: &[f32],
+    n: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let nq = query.len() / dim;
+    let np = n_panels(n);
+    let ps = dim * LANES;
+    let mut r0 = 0;
+    while r0 < nq {
+        let rows = (nq - r0).min(6);
+        match rows {
+            6 => centroid_block::<6>(query, r0, dim, panels, np, ps, n, out, stride),
+            5 => centroid_block::<5>(query, r0, dim, panels, np, ps, n, out, stride),
+            4 => centroid_block::<4>(query, r0, dim, panels, np, ps, n, out, stride),
+            3 => centroid_block::<3>(query, r0, dim, panels, np, ps, n, out, stride),
+            2 => centroid_block::<2>(query, r0, dim, panels, np, ps, n, out, stride),
+            _ => centroid_block::<1>(query, r0, dim, panels, np, ps, n, out, stride),
+        }
+        r0 += rows;
+    }
+}
+
+/// `R` query rows from `r0` against every panel, two panels per step (an odd last panel
+/// is paired with itself and written once).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn centroid_block<const R: usize>(
+    query: &[f32],
+    r0: usize,
+    dim: usize,
+    panels: &[f32],
+    np: usize,
+    ps: usize,
+    n: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let qp = query.as_ptr().add(r0 * dim);
+    let pp = panels.as_ptr();
+    let mut tmp = [0.0f32; LANES];
+    let mut p = 0;
+    while p < np {
+        let p1 = if p + 1 < np { p + 1 } else { p };
+        let (a, b) = (pp.add(p * ps), pp.add(p1 * ps));
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for d in 0..dim {
+            let va = _mm256_loadu_ps(a.add(d * LANES));
+            let vb = _mm256_loadu_ps(b.add(d * LANES));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*qp.add(r * dim + d));
+                acc_r[0] = _mm256_fmadd_ps(x, va, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(x, vb, acc_r[1]);
+            }
+        }
+        for (half, panel) in [(0usize, p), (1, p1)] {
+            if half == 1 && p1 == p {
+                break;
+            }
+            let valid = (n - panel * LANES).min(LANES);
+            for (r, acc_r) in acc.iter().enumerate() {
+                _mm256_storeu_ps(tmp.as_mut_ptr(), acc_r[half]);
+                for (l, &v) in tmp.iter().enumerate().take(valid) {
+                    *out.get_unchecked_mut((panel * LANES + l) * stride + r0 + r) = v;
+                }
+            }
+        }
+        p += 2;
+    }
+}
