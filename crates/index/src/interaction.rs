@@ -9,7 +9,8 @@
 //! floats: tokens go round-robin to 4 independent running maxima (short rows would
 //! otherwise wait on the latency of one chain of max instructions), merged at the end.
 //! The max is exact, so the result does not depend on that order. On x86_64 with AVX2
-//! (detected at run time) the same code is compiled for AVX2.
+//! (detected at run time) the same code is compiled for AVX2, and rows of 8 or 16
+//! columns (queries of up to 16 tokens) keep the 4 maxima in registers.
 
 use crate::plaid::{Code, Codes};
 
@@ -68,7 +69,72 @@ unsafe fn interaction_avx2(
     map: Option<&PrunedRows>,
     acc: &mut [f32],
 ) -> f32 {
+    if stride == 8 || stride == 16 {
+        let m: &[u32] = map.map_or(&[], |m| &m.map);
+        return match (codes, map.is_some(), stride) {
+            (Codes::U16(c), false, 8) => regs::<_, false, 1>(st, nq, c, m),
+            (Codes::U16(c), true, 8) => regs::<_, true, 1>(st, nq, c, m),
+            (Codes::U32(c), false, 8) => regs::<_, false, 1>(st, nq, c, m),
+            (Codes::U32(c), true, 8) => regs::<_, true, 1>(st, nq, c, m),
+            (Codes::U16(c), false, _) => regs::<_, false, 2>(st, nq, c, m),
+            (Codes::U16(c), true, _) => regs::<_, true, 2>(st, nq, c, m),
+            (Codes::U32(c), false, _) => regs::<_, false, 2>(st, nq, c, m),
+            (Codes::U32(c), true, _) => regs::<_, true, 2>(st, nq, c, m),
+        };
+    }
     interaction_any(st, nq, stride, codes, map, acc)
+}
+
+/// Short queries (`stride = 8 · V`, V ≤ 2): the 4 running maxima stay in registers.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // registers indexed [chain][vector]
+unsafe fn regs<C: Code, const MAPPED: bool, const V: usize>(
+    st: &[f32],
+    nq: usize,
+    codes: &[C],
+    map: &[u32],
+) -> f32 {
+    use std::arch::x86_64::*;
+    if codes.is_empty() {
+        return 0.0;
+    }
+    let stride = 8 * V;
+    let rows = st.len() / stride;
+    let row = |c: C| -> *const f32 {
+        let r = if MAPPED {
+            map[c.idx()] as usize
+        } else {
+            c.idx()
+        };
+        assert!(r < rows, "interaction: row out of range");
+        st.as_ptr().add(r * stride)
+    };
+    let mut a = [[_mm256_set1_ps(f32::NEG_INFINITY); V]; 4];
+    let mut quads = codes.chunks_exact(4);
+    for q in &mut quads {
+        for k in 0..4 {
+            let p = row(q[k]);
+            for v in 0..V {
+                a[k][v] = _mm256_max_ps(a[k][v], _mm256_loadu_ps(p.add(8 * v)));
+            }
+        }
+    }
+    for &c in quads.remainder() {
+        let p = row(c);
+        for v in 0..V {
+            a[0][v] = _mm256_max_ps(a[0][v], _mm256_loadu_ps(p.add(8 * v)));
+        }
+    }
+    let mut out = [0.0f32; 16];
+    for v in 0..V {
+        let m = _mm256_max_ps(
+            _mm256_max_ps(a[0][v], a[1][v]),
+            _mm256_max_ps(a[2][v], a[3][v]),
+        );
+        _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), m);
+    }
+    out[..nq].iter().sum()
 }
 
 #[inline(always)]

@@ -8,7 +8,9 @@
 //!   users only ever see external ids. Deleted documents are tombstoned: invisible to
 //!   search, `contains` and `info().num_documents`; their id may be added again.
 //! - Chunk data (codes and residuals, the bulk of the index) stays memory-mapped;
-//!   centroids, the inverted file and the id table are loaded into memory.
+//!   centroids, the inverted file and the id table are loaded into memory. The 8-bit
+//!   rerank adds, per chunk it touches, the inverse norms of its reconstructed tokens
+//!   (4 bytes per token in memory, computed once on first use, never written).
 //! - Search is in `search.rs`, updates in `update.rs`, building in `build.rs`.
 
 use crate::codec::ResidualCodec;
