@@ -9,8 +9,8 @@
 //! floats: tokens go round-robin to 4 independent running maxima (short rows would
 //! otherwise wait on the latency of one chain of max instructions), merged at the end.
 //! The max is exact, so the result does not depend on that order. On x86_64 with AVX2
-//! (detected at run time) the same code is compiled for AVX2, and rows of 8 or 16
-//! columns (queries of up to 16 tokens) keep the 4 maxima in registers.
+//! (detected at run time) the same code is compiled for AVX2, and rows of up to 40
+//! columns (queries of up to 40 tokens) keep the running maxima in registers.
 
 use crate::plaid::{Code, Codes};
 
@@ -69,27 +69,34 @@ unsafe fn interaction_avx2(
     map: Option<&PrunedRows>,
     acc: &mut [f32],
 ) -> f32 {
-    if stride == 8 || stride == 16 {
-        let m: &[u32] = map.map_or(&[], |m| &m.map);
-        return match (codes, map.is_some(), stride) {
-            (Codes::U16(c), false, 8) => regs::<_, false, 1>(st, nq, c, m),
-            (Codes::U16(c), true, 8) => regs::<_, true, 1>(st, nq, c, m),
-            (Codes::U32(c), false, 8) => regs::<_, false, 1>(st, nq, c, m),
-            (Codes::U32(c), true, 8) => regs::<_, true, 1>(st, nq, c, m),
-            (Codes::U16(c), false, _) => regs::<_, false, 2>(st, nq, c, m),
-            (Codes::U16(c), true, _) => regs::<_, true, 2>(st, nq, c, m),
-            (Codes::U32(c), false, _) => regs::<_, false, 2>(st, nq, c, m),
-            (Codes::U32(c), true, _) => regs::<_, true, 2>(st, nq, c, m),
+    let m: &[u32] = map.map_or(&[], |m| &m.map);
+    macro_rules! regs_for {
+        ($ch:literal, $v:literal) => {
+            match (codes, map.is_some()) {
+                (Codes::U16(c), false) => regs::<_, false, $ch, $v>(st, nq, c, m),
+                (Codes::U16(c), true) => regs::<_, true, $ch, $v>(st, nq, c, m),
+                (Codes::U32(c), false) => regs::<_, false, $ch, $v>(st, nq, c, m),
+                (Codes::U32(c), true) => regs::<_, true, $ch, $v>(st, nq, c, m),
+            }
         };
+    }
+    match stride {
+        8 => return regs_for!(4, 1),
+        16 => return regs_for!(4, 2),
+        24 => return regs_for!(2, 3),
+        32 => return regs_for!(2, 4),
+        40 => return regs_for!(2, 5),
+        _ => {}
     }
     interaction_any(st, nq, stride, codes, map, acc)
 }
 
-/// Short queries (`stride = 8 · V`, V ≤ 2): the 4 running maxima stay in registers.
+/// Queries of up to 40 tokens (`stride = 8 · V`): `CH` running maxima of `V` vectors
+/// each stay in registers (4 x 1, 4 x 2, 2 x 3, 2 x 4, 2 x 5 of the 16 AVX2 registers).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // registers indexed [chain][vector]
-unsafe fn regs<C: Code, const MAPPED: bool, const V: usize>(
+unsafe fn regs<C: Code, const MAPPED: bool, const CH: usize, const V: usize>(
     st: &[f32],
     nq: usize,
     codes: &[C],
@@ -110,28 +117,28 @@ unsafe fn regs<C: Code, const MAPPED: bool, const V: usize>(
         assert!(r < rows, "interaction: row out of range");
         st.as_ptr().add(r * stride)
     };
-    let mut a = [[_mm256_set1_ps(f32::NEG_INFINITY); V]; 4];
-    let mut quads = codes.chunks_exact(4);
-    for q in &mut quads {
-        for k in 0..4 {
+    let mut a = [[_mm256_set1_ps(f32::NEG_INFINITY); V]; CH];
+    let mut blocks = codes.chunks_exact(CH);
+    for q in &mut blocks {
+        for k in 0..CH {
             let p = row(q[k]);
             for v in 0..V {
                 a[k][v] = _mm256_max_ps(a[k][v], _mm256_loadu_ps(p.add(8 * v)));
             }
         }
     }
-    for &c in quads.remainder() {
+    for &c in blocks.remainder() {
         let p = row(c);
         for v in 0..V {
             a[0][v] = _mm256_max_ps(a[0][v], _mm256_loadu_ps(p.add(8 * v)));
         }
     }
-    let mut out = [0.0f32; 16];
+    let mut out = [0.0f32; 40];
     for v in 0..V {
-        let m = _mm256_max_ps(
-            _mm256_max_ps(a[0][v], a[1][v]),
-            _mm256_max_ps(a[2][v], a[3][v]),
-        );
+        let mut m = a[0][v];
+        for k in 1..CH {
+            m = _mm256_max_ps(m, a[k][v]);
+        }
         _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), m);
     }
     out[..nq].iter().sum()
@@ -229,7 +236,7 @@ mod tests {
     #[test]
     fn full_and_pruned_interactions_follow_the_definition() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(32);
-        for nq in [13usize, 5, 32] {
+        for nq in [13usize, 5, 32, 22, 36, 45] {
             let kc = 40usize;
             let stride = nq.div_ceil(8) * 8;
             // kc rows plus the zero row; few distinct values, so ties are frequent
