@@ -131,20 +131,27 @@ fn prepare(
     }
 }
 
+/// One document's compressed tokens, as the rerank reads them.
+#[derive(Clone, Copy)]
+pub(crate) struct Doc<'a> {
+    pub(crate) codes: Codes<'a>,
+    /// Residual bytes, `bytes_per_token` per token.
+    pub(crate) res: &'a [u8],
+    /// Inverse norms of the reconstructed tokens.
+    pub(crate) inv: &'a [f32],
+}
+
 /// Rerank score of one document (see the module docs): SIMD when [`available`], else
 /// the scalar reference. `st` is the query-centroid matrix, `stride` floats per
 /// centroid, column `r` = query token `r`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn score(
     q: &QueryI8,
-    st: &[f32],
-    stride: usize,
+    (st, stride): (&[f32], usize),
     codec: &ResidualCodec,
-    inv: &[f32],
-    codes: Codes<'_>,
-    res: &[u8],
+    doc: &Doc<'_>,
     s: &mut Scratch,
 ) -> f32 {
+    let Doc { codes, res, inv } = *doc;
     assert_eq!(
         inv.len(),
         codes.len(),
@@ -156,7 +163,7 @@ pub(crate) fn score(
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX-512 F/BW/VNNI detected; the document has tokens.
-        return unsafe { simd::score(q, st, stride, codec, inv, codes, res, s) };
+        return unsafe { simd::score(q, (st, stride), codec, doc, s) };
     }
     prepare(codec, stride, codes, res, s, false);
     score_prepared_scalar(q, st, inv, s)
@@ -164,17 +171,14 @@ pub(crate) fn score(
 
 /// Portable reference of [`score`] (same quantization, scalar arithmetic).
 #[cfg(test)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn score_scalar(
     q: &QueryI8,
-    st: &[f32],
-    stride: usize,
+    (st, stride): (&[f32], usize),
     codec: &ResidualCodec,
-    inv: &[f32],
-    codes: Codes<'_>,
-    res: &[u8],
+    doc: &Doc<'_>,
     s: &mut Scratch,
 ) -> f32 {
+    let Doc { codes, res, inv } = *doc;
     if q.nq == 0 || codes.is_empty() {
         return 0.0;
     }
@@ -204,9 +208,8 @@ fn score_prepared_scalar(q: &QueryI8, st: &[f32], inv: &[f32], s: &Scratch) -> f
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{QueryI8, Scratch, QL};
+    use super::{Doc, QueryI8, Scratch, QL};
     use crate::codec::ResidualCodec;
-    use crate::plaid::Codes;
     use std::arch::x86_64::*;
 
     /// Σ over `G` query groups (starting at group `j0`) of the max over all tokens.
@@ -342,17 +345,14 @@ mod simd {
 
     /// Safety: AVX-512 F/BW/VNNI; the document has at least one token.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn score(
         q: &QueryI8,
-        st: &[f32],
-        stride: usize,
+        (st, stride): (&[f32], usize),
         codec: &ResidualCodec,
-        inv: &[f32],
-        codes: Codes<'_>,
-        res: &[u8],
+        doc: &Doc<'_>,
         s: &mut Scratch,
     ) -> f32 {
+        let Doc { codes, res, inv } = *doc;
         let fast_decode = has_vbmi();
         if fast_decode {
             decode_vbmi(res, codec.nbits(), codec.bucket_u8(), &mut s.u);
@@ -421,17 +421,13 @@ mod tests {
                 let mut s = Scratch::default();
                 let (mut rows, mut scales) = (Vec::new(), Vec::new());
                 codec.decode_rows(&centroids, Codes::U16(&codes), &res, &mut rows, &mut scales);
-                let args = (
-                    &st[..],
-                    stride,
-                    &codec,
-                    &scales[..],
-                    Codes::U16(&codes),
-                    &res[..],
-                );
-                let fast = score(&q8, args.0, args.1, args.2, args.3, args.4, args.5, &mut s);
-                let slow =
-                    score_scalar(&q8, args.0, args.1, args.2, args.3, args.4, args.5, &mut s);
+                let doc = Doc {
+                    codes: Codes::U16(&codes),
+                    res: &res,
+                    inv: &scales,
+                };
+                let fast = score(&q8, (&st, stride), &codec, &doc, &mut s);
+                let slow = score_scalar(&q8, (&st, stride), &codec, &doc, &mut s);
                 assert!(
                     (fast - slow).abs() < 1e-4 * nq as f32,
                     "nbits {nbits} {nq}x{ntok}: {fast} vs {slow}"
@@ -487,32 +483,18 @@ mod tests {
         let q8 = QueryI8::new(&[0.5; 8], 8, codec.int8_scale());
         let mut s = Scratch::default();
         let empty: [u16; 0] = [];
-        assert_eq!(
-            score(
-                &q8,
-                &[0.0; 8],
-                8,
-                &codec,
-                &[],
-                Codes::U16(&empty),
-                &[],
-                &mut s
-            ),
-            0.0
-        );
+        let none = Doc {
+            codes: Codes::U16(&empty),
+            res: &[],
+            inv: &[],
+        };
+        assert_eq!(score(&q8, (&[0.0; 8], 8), &codec, &none, &mut s), 0.0);
         let q0 = QueryI8::new(&[], 8, codec.int8_scale());
-        assert_eq!(
-            score(
-                &q0,
-                &[0.0; 8],
-                8,
-                &codec,
-                &[1.0],
-                Codes::U16(&[0]),
-                &[0, 0],
-                &mut s
-            ),
-            0.0
-        );
+        let one = Doc {
+            codes: Codes::U16(&[0]),
+            res: &[0, 0],
+            inv: &[1.0],
+        };
+        assert_eq!(score(&q0, (&[0.0; 8], 8), &codec, &one, &mut s), 0.0);
     }
 }

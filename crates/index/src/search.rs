@@ -289,9 +289,12 @@ impl PlaidIndex {
             let q8 = rerank8::QueryI8::new(q, dim, self.codec.int8_scale());
             map_maybe_par(&cands, parallel, rerank8::Scratch::default, |scratch, d| {
                 let d = d as usize;
-                let (codes, res) = (self.doc_codes(d), self.doc_residuals(d));
-                let inv = self.doc_inv_norms(d);
-                rerank8::score(&q8, &st, stride, &self.codec, inv, codes, res, scratch)
+                let doc = rerank8::Doc {
+                    codes: self.doc_codes(d),
+                    res: self.doc_residuals(d),
+                    inv: self.doc_inv_norms(d),
+                };
+                rerank8::score(&q8, (&st, stride), &self.codec, &doc, scratch)
             })
         } else {
             map_maybe_par(
