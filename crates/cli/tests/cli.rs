@@ -251,6 +251,29 @@ fn plaid_index_build_delete_and_search_keep_ids() {
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(sorted, ["d2", "d3"], "{out}");
+    // the f32 rerank: same documents, scores within the 8-bit rounding
+    let o = run(bin()
+        .args(["search", "--model"])
+        .arg(tiny_model())
+        .arg("--index")
+        .arg(&idx)
+        .args(["--query", "stem cells", "-k", "5", "--f32-rerank"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out32 = String::from_utf8_lossy(&o.stdout);
+    let hits = |s: &str| -> Vec<(String, f32)> {
+        s.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((f.get(2)?.to_string(), f.get(1)?.parse().ok()?))
+            })
+            .collect()
+    };
+    let (h8, h32) = (hits(&out), hits(&out32));
+    assert_eq!(h8.len(), 2, "{out}");
+    for ((id8, s8), (id32, s32)) in h8.iter().zip(&h32) {
+        assert_eq!(id8, id32, "{out} vs {out32}");
+        assert!((s8 - s32).abs() < 1e-2, "{out} vs {out32}");
+    }
     let o = run(bin().args(["index", "info", "--json", "--index"]).arg(&idx));
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(info["num_documents"], 2);
