@@ -384,6 +384,23 @@ impl ResidualCodec {
     }
 }
 
+/// A codec with evenly spaced cutoffs `c0 + cspan · i / 2^nbits` (i = 1..) and weights
+/// `w0 + wspan · (i + off) / 2^nbits` (i = 0..), for tests.
+#[cfg(test)]
+pub(crate) fn evenly_spaced(
+    dim: usize,
+    nbits: usize,
+    (c0, cspan): (f32, f32),
+    (w0, wspan, off): (f32, f32, f32),
+) -> ResidualCodec {
+    let nb = 1usize << nbits;
+    let cutoffs = (1..nb).map(|i| c0 + cspan * i as f32 / nb as f32).collect();
+    let weights = (0..nb)
+        .map(|i| w0 + wspan * (i as f32 + off) / nb as f32)
+        .collect();
+    ResidualCodec::new(dim, nbits, cutoffs, weights, 0.3).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,12 +451,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let dim = 16;
         for nbits in [1usize, 2, 4] {
-            let nb = 1usize << nbits;
-            let cutoffs: Vec<f32> = (1..nb).map(|i| -0.2 + 0.4 * i as f32 / nb as f32).collect();
-            let weights: Vec<f32> = (0..nb)
-                .map(|i| -0.25 + 0.5 * i as f32 / nb as f32)
-                .collect();
-            let codec = ResidualCodec::new(dim, nbits, cutoffs, weights, 0.3).unwrap();
+            let codec = evenly_spaced(dim, nbits, (-0.2, 0.4), (-0.25, 0.5, 0.0));
             let k = 3;
             let centroids: Vec<f32> = (0..k * dim).map(|_| rng.random_range(-0.3..0.3)).collect();
             let ntok = 7;
@@ -479,12 +491,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
         let dim = 16;
         for nbits in [1usize, 2, 4] {
-            let nb = 1usize << nbits;
-            let cutoffs: Vec<f32> = (1..nb).map(|i| -0.2 + 0.4 * i as f32 / nb as f32).collect();
-            let weights: Vec<f32> = (0..nb)
-                .map(|i| -0.07 + 0.1 * i as f32 / nb as f32)
-                .collect();
-            let codec = ResidualCodec::new(dim, nbits, cutoffs, weights.clone(), 0.3).unwrap();
+            let codec = evenly_spaced(dim, nbits, (-0.2, 0.4), (-0.07, 0.1, 0.0));
             let ws = codec.int8_scale();
             assert!(
                 (ws * 127.0 - 0.07).abs() < 1e-7,

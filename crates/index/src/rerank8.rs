@@ -151,7 +151,7 @@ pub(crate) fn score(
     doc: &Doc<'_>,
     s: &mut Scratch,
 ) -> f32 {
-    let Doc { codes, res, inv } = *doc;
+    let Doc { codes, inv, .. } = *doc;
     assert_eq!(
         inv.len(),
         codes.len(),
@@ -165,12 +165,10 @@ pub(crate) fn score(
         // SAFETY: AVX-512 F/BW/VNNI detected; the document has tokens.
         return unsafe { simd::score(q, (st, stride), codec, doc, s) };
     }
-    prepare(codec, stride, codes, res, s, false);
-    score_prepared_scalar(q, st, inv, s)
+    score_scalar(q, (st, stride), codec, doc, s)
 }
 
 /// Portable reference of [`score`] (same quantization, scalar arithmetic).
-#[cfg(test)]
 pub(crate) fn score_scalar(
     q: &QueryI8,
     (st, stride): (&[f32], usize),
@@ -380,6 +378,7 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::evenly_spaced;
     use rand::{Rng, SeedableRng};
 
     /// Unit vectors near a few directions, like real token embeddings.
@@ -400,12 +399,7 @@ mod tests {
         let kc = 12;
         let centroids = unit_rows(&mut rng, kc, dim);
         for nbits in [1usize, 2, 4] {
-            let nb = 1usize << nbits;
-            let cutoffs: Vec<f32> = (1..nb).map(|i| -0.1 + 0.2 * i as f32 / nb as f32).collect();
-            let weights: Vec<f32> = (0..nb)
-                .map(|i| -0.09 + 0.18 * (i as f32 + 0.5) / nb as f32)
-                .collect();
-            let codec = ResidualCodec::new(dim, nbits, cutoffs, weights, 0.3).unwrap();
+            let codec = evenly_spaced(dim, nbits, (-0.1, 0.2), (-0.09, 0.18, 0.5));
             for &(nq, ntok) in &[(36usize, 9usize), (1, 1), (16, 4), (70, 5), (32, 130)] {
                 let qf = unit_rows(&mut rng, nq, dim);
                 let mut q_panels = Vec::new();
@@ -448,12 +442,7 @@ mod tests {
         if simd::has_vbmi() {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
             for nbits in [1usize, 2, 4] {
-                let nb = 1usize << nbits;
-                let cutoffs: Vec<f32> =
-                    (1..nb).map(|i| -0.1 + 0.2 * i as f32 / nb as f32).collect();
-                let weights: Vec<f32> =
-                    (0..nb).map(|i| -0.2 + 0.4 * i as f32 / nb as f32).collect();
-                let codec = ResidualCodec::new(128, nbits, cutoffs, weights, 0.3).unwrap();
+                let codec = evenly_spaced(128, nbits, (-0.1, 0.2), (-0.2, 0.4, 0.0));
                 let bpt = codec.bytes_per_token();
                 for ntok in [1usize, 2, 3, 17] {
                     // plus a ragged tail, as the SIMD loop goes by 64 dimensions
