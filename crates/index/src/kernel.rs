@@ -280,16 +280,23 @@ pub fn centroid_scores(query: &[f32], dim: usize, panels: &[f32], n: usize, out:
         // SAFETY: AVX2+FMA present; sizes asserted above.
         return unsafe { crate::simd::centroid_scores(query, dim, panels, n, out, stride) };
     }
-    let mut q_panels = Vec::new();
-    pack_panels(query, dim, &mut q_panels);
-    let mut rows = vec![0.0f32; n * dim];
-    for t in 0..n {
+    centroid_scores_scalar(query, dim, panels, out)
+}
+
+/// Portable version of [`centroid_scores`].
+pub fn centroid_scores_scalar(query: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let stride = n_panels(query.len() / dim) * LANES;
+    for (t, o) in out.chunks_exact_mut(stride).enumerate() {
         let panel = &panels[(t / LANES) * dim * LANES..];
-        for d in 0..dim {
-            rows[t * dim + d] = panel[d * LANES + t % LANES];
+        for (r, v) in o.iter_mut().enumerate() {
+            *v = query.get(r * dim..(r + 1) * dim).map_or(0.0, |q| {
+                q.iter()
+                    .enumerate()
+                    .map(|(d, &qv)| qv * panel[d * LANES + t % LANES])
+                    .sum()
+            });
         }
     }
-    rows_scores_scalar(&q_panels, nq, dim, &rows, out)
 }
 
 /// Portable version of [`rows_scores`].
@@ -473,8 +480,11 @@ mod tests {
             rows_scores_scalar(&q_panels, nq, dim, x.as_slice(), &mut want);
             let mut got = vec![f32::NAN; n * stride];
             centroid_scores(q.as_slice(), dim, &x_panels, n, &mut got);
+            let mut slow = vec![f32::NAN; n * stride];
+            centroid_scores_scalar(q.as_slice(), dim, &x_panels, &mut slow);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!((g - w).abs() < 1e-4, "{nq}x{n}x{dim} at {i}: {g} vs {w}");
+                assert!((slow[i] - w).abs() < 1e-4, "scalar {nq}x{n}x{dim} at {i}");
             }
         }
     }

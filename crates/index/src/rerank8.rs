@@ -56,12 +56,45 @@ pub(crate) struct QueryI8 {
     scale: Vec<f32>,
     /// `128 · Σ_d q8_rd` per (padded) token.
     corr: Vec<i32>,
+    /// The codec's residual decoding tables (SIMD path).
+    tables: DecodeTables,
+}
+
+/// The constant byte vectors of the VBMI residual decode for one codec: per output byte
+/// `k` of 64, the residual byte it comes from, the bit offset of its bucket in the
+/// 64-bit word, and the offset-binary byte of each bucket (repeated per 16-byte lane).
+pub(crate) struct DecodeTables {
+    nbits: usize,
+    idx: [u8; 64],
+    ctrl: [u8; 64],
+    tab: [u8; 64],
+}
+
+impl DecodeTables {
+    pub(crate) fn new(codec: &ResidualCodec) -> Self {
+        let nbits = codec.nbits();
+        let vpb = 8 / nbits;
+        let bucket = codec.bucket_u8();
+        let (mut idx, mut ctrl, mut tab) = ([0u8; 64], [0u8; 64], [0u8; 64]);
+        for k in 0..64 {
+            idx[k] = (k / vpb) as u8;
+            // dimension j of a byte sits at bits 8 - nbits (j + 1) .. (most significant first)
+            ctrl[k] = (8 * (k % 8) + 8 - nbits * (k % vpb + 1)) as u8;
+            tab[k] = bucket[k % 16];
+        }
+        Self {
+            nbits,
+            idx,
+            ctrl,
+            tab,
+        }
+    }
 }
 
 impl QueryI8 {
-    /// Quantizes a row-major query (`nq x dim`, `dim` a multiple of 4) for a codec whose
-    /// 8-bit weight scale is `ws`.
-    pub(crate) fn new(q: &[f32], dim: usize, ws: f32) -> Self {
+    /// Quantizes a row-major query (`nq x dim`, `dim` a multiple of 4) for `codec`.
+    pub(crate) fn new(q: &[f32], codec: &ResidualCodec) -> Self {
+        let (dim, ws) = (codec.dim(), codec.int8_scale());
         assert!(
             dim.is_multiple_of(4),
             "QueryI8: dim must be a multiple of 4"
@@ -95,6 +128,7 @@ impl QueryI8 {
             packed,
             scale,
             corr,
+            tables: DecodeTables::new(codec),
         }
     }
 
@@ -206,7 +240,7 @@ fn score_prepared_scalar(q: &QueryI8, st: &[f32], inv: &[f32], s: &Scratch) -> f
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{Doc, QueryI8, Scratch, QL};
+    use super::{DecodeTables, Doc, QueryI8, Scratch, QL};
     use crate::codec::ResidualCodec;
     use std::arch::x86_64::*;
 
@@ -291,33 +325,18 @@ mod simd {
         *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vbmi"))
     }
 
-    /// [`ResidualCodec::decode_u8`] with AVX-512 VBMI (`bucket[b]` = the byte of bucket
-    /// `b`): per 64 dimensions, one byte permute copies each residual byte to its
-    /// `8 / nbits` dimensions, one multishift brings each dimension's bits down, a mask
-    /// and a 16-entry shuffle map bucket to byte. Safety: AVX-512 F/BW/VBMI;
-    /// nbits ∈ {1, 2, 4}.
+    /// [`ResidualCodec::decode_u8`] with AVX-512 VBMI (tables from [`DecodeTables`]):
+    /// per 64 dimensions, one byte permute copies each residual byte to its `8 / nbits`
+    /// dimensions, one multishift brings each dimension's bits down, a mask and a
+    /// 16-entry shuffle map bucket to byte. Safety: AVX-512 F/BW/VBMI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    pub(super) unsafe fn decode_vbmi(
-        res: &[u8],
-        nbits: usize,
-        bucket: [u8; 16],
-        out: &mut Vec<u8>,
-    ) {
+    pub(super) unsafe fn decode_vbmi(res: &[u8], t: &DecodeTables, out: &mut Vec<u8>) {
+        let nbits = t.nbits;
         let vpb = 8 / nbits;
         out.resize(res.len() * vpb, 0);
-        let (mut idx, mut ctrl) = ([0u8; 64], [0u8; 64]);
-        for k in 0..64 {
-            idx[k] = (k / vpb) as u8;
-            // dimension j of a byte sits at bits 8 - nbits (j + 1) .. (most significant first)
-            ctrl[k] = (8 * (k % 8) + 8 - nbits * (k % vpb + 1)) as u8;
-        }
-        let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
-        let ctrl = _mm512_loadu_si512(ctrl.as_ptr() as *const _);
-        let mut tab = [0u8; 64];
-        for (k, t) in tab.iter_mut().enumerate() {
-            *t = bucket[k % 16];
-        }
-        let tab = _mm512_loadu_si512(tab.as_ptr() as *const _);
+        let idx = _mm512_loadu_si512(t.idx.as_ptr() as *const _);
+        let ctrl = _mm512_loadu_si512(t.ctrl.as_ptr() as *const _);
+        let tab = _mm512_loadu_si512(t.tab.as_ptr() as *const _);
         let mask = _mm512_set1_epi8(((1u32 << nbits) - 1) as i8);
         let per = 64 / vpb; // residual bytes per 64 dimensions
         let full = res.len() / per;
@@ -336,7 +355,7 @@ mod simd {
         let m = (1u8 << nbits) - 1;
         for (j, &b) in res.iter().enumerate().skip(full * per) {
             for v in 0..vpb {
-                out[j * vpb + v] = bucket[((b >> (8 - nbits * (v + 1))) & m) as usize];
+                out[j * vpb + v] = t.tab[((b >> (8 - nbits * (v + 1))) & m) as usize];
             }
         }
     }
@@ -353,7 +372,7 @@ mod simd {
         let Doc { codes, res, inv } = *doc;
         let fast_decode = has_vbmi();
         if fast_decode {
-            decode_vbmi(res, codec.nbits(), codec.bucket_u8(), &mut s.u);
+            decode_vbmi(res, &q.tables, &mut s.u);
         }
         super::prepare(codec, stride, codes, res, s, fast_decode);
         let last = s.offsets.iter().max().copied().unwrap_or(0);
@@ -411,7 +430,7 @@ mod tests {
                 let res: Vec<u8> = (0..ntok * codec.bytes_per_token())
                     .map(|_| rng.random())
                     .collect();
-                let q8 = QueryI8::new(&qf, dim, codec.int8_scale());
+                let q8 = QueryI8::new(&qf, &codec);
                 let mut s = Scratch::default();
                 let (mut rows, mut scales) = (Vec::new(), Vec::new());
                 codec.decode_rows(&centroids, Codes::U16(&codes), &res, &mut rows, &mut scales);
@@ -451,7 +470,7 @@ mod tests {
                         let (mut want, mut got) = (Vec::new(), vec![7u8; 3]);
                         codec.decode_u8(&res, &mut want);
                         // SAFETY: VBMI detected (F and BW come with it on every such CPU)
-                        unsafe { simd::decode_vbmi(&res, nbits, codec.bucket_u8(), &mut got) };
+                        unsafe { simd::decode_vbmi(&res, &DecodeTables::new(&codec), &mut got) };
                         assert_eq!(got, want, "nbits {nbits}, {ntok} tokens + {extra} bytes");
                     }
                 }
@@ -469,7 +488,7 @@ mod tests {
             0.3,
         )
         .unwrap();
-        let q8 = QueryI8::new(&[0.5; 8], 8, codec.int8_scale());
+        let q8 = QueryI8::new(&[0.5; 8], &codec);
         let mut s = Scratch::default();
         let empty: [u16; 0] = [];
         let none = Doc {
@@ -478,7 +497,7 @@ mod tests {
             inv: &[],
         };
         assert_eq!(score(&q8, (&[0.0; 8], 8), &codec, &none, &mut s), 0.0);
-        let q0 = QueryI8::new(&[], 8, codec.int8_scale());
+        let q0 = QueryI8::new(&[], &codec);
         let one = Doc {
             codes: Codes::U16(&[0]),
             res: &[0, 0],

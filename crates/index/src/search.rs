@@ -234,9 +234,13 @@ impl PlaidIndex {
         if nq == 0 || k == 0 || self.is_empty() {
             return Vec::new();
         }
-        // st[c * stride + r] = centroid c · query token r (0 for the padding r >= nq)
+        let rerank_8bit = !p.f32_rerank && rerank8::available() && dim.is_multiple_of(4);
+        // the query in panel layout, for the kernels that take it
         let mut q_panels = Vec::new();
-        pack_panels(q, dim, &mut q_panels);
+        if nq > CENTROID_SCORES_MAX_NQ || !rerank_8bit {
+            pack_panels(q, dim, &mut q_panels);
+        }
+        // st[c * stride + r] = centroid c · query token r (0 for the padding r >= nq)
         let stride = n_panels(nq) * LANES;
         // plus one zero row, the target of pruned centroids in stage 2
         let mut st = vec![0.0f32; (kc + 1) * stride];
@@ -285,8 +289,8 @@ impl PlaidIndex {
             cands = keep(&cands, &s, n_full);
         }
         // 4. decompression and exact MaxSim
-        let s = if !p.f32_rerank && rerank8::available() && dim.is_multiple_of(4) {
-            let q8 = rerank8::QueryI8::new(q, dim, self.codec.int8_scale());
+        let s = if rerank_8bit {
+            let q8 = rerank8::QueryI8::new(q, &self.codec);
             map_maybe_par(&cands, parallel, rerank8::Scratch::default, |scratch, d| {
                 let d = d as usize;
                 let doc = rerank8::Doc {
