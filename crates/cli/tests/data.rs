@@ -9,7 +9,7 @@ mod support;
 use colzero_core::testing::minilm_dir;
 use colzero_index::bm25::{Analyzer, Bm25Index, Bm25Params};
 use colzero_train::data::PairDataset;
-use data_common::{beir, fails, ok, s, write};
+use data_common::{beir, fails, mine, ok, s, write};
 use std::collections::HashSet;
 
 #[test]
@@ -153,20 +153,11 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
     let ds = tmp.path().join("ds");
     beir(&ds);
     let out = tmp.path().join("triplets.jsonl");
-    let err = ok(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--split",
-        "train",
-        "--out",
-        s(&out),
-        "--negatives",
-        "2",
-        "--source",
-        "toy",
-    ]);
+    let err = ok(&mine(
+        &ds,
+        &out,
+        &["--split", "train", "--negatives", "2", "--source", "toy"],
+    ));
     assert!(err.contains("wrote 3 triplets"), "{err}");
     let data = PairDataset::open(&out, 2).unwrap();
     assert_eq!(data.sources[0].name, "toy");
@@ -230,18 +221,11 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
         }
     }
     let skipped = tmp.path().join("skip.jsonl");
-    ok(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--out",
-        s(&skipped),
-        "--negatives",
-        "1",
-        "--skip-top",
-        "1",
-    ]);
+    ok(&mine(
+        &ds,
+        &skipped,
+        &["--negatives", "1", "--skip-top", "1"],
+    ));
     let first: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(&skipped)
             .unwrap()
@@ -258,18 +242,11 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
     assert!(first.get("source").is_none());
 
     let capped = tmp.path().join("capped.jsonl");
-    let err = ok(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--out",
-        s(&capped),
-        "--negatives",
-        "2",
-        "--max-positives",
-        "1",
-    ]);
+    let err = ok(&mine(
+        &ds,
+        &capped,
+        &["--negatives", "2", "--max-positives", "1"],
+    ));
     assert!(err.contains("wrote 2 triplets"), "{err}");
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(&capped)
         .unwrap()
@@ -280,28 +257,10 @@ fn mine_bm25_excludes_every_relevant_doc_and_skips_top() {
     // the uncapped relevant d1 is still never a negative
     assert_eq!(rows[0]["negative_ids"], serde_json::json!(["d2", "d5"]));
 
-    let err = fails(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--split",
-        "test",
-        "--out",
-        s(&skipped),
-    ]);
+    let err = fails(&mine(&ds, &skipped, &["--split", "test"]));
     assert!(err.contains("refusing to mine the `test` split"), "{err}");
     // only two BM25 candidates exist per query: three negatives drop every pair
-    let err = fails(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--out",
-        s(&skipped),
-        "--negatives",
-        "3",
-    ]);
+    let err = fails(&mine(&ds, &skipped, &["--negatives", "3"]));
     assert!(err.contains("no triplets: 3 judged pairs"), "{err}");
 }
 
@@ -311,20 +270,19 @@ fn mine_with_a_model_ranks_by_the_encoder() {
     let ds = tmp.path().join("ds");
     beir(&ds);
     let out = tmp.path().join("m.jsonl");
-    ok(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--out",
-        s(&out),
-        "--negatives",
-        "2",
-        "--method",
-        "model",
-        "--model",
-        s(&minilm_dir()),
-    ]);
+    let minilm = minilm_dir();
+    ok(&mine(
+        &ds,
+        &out,
+        &[
+            "--negatives",
+            "2",
+            "--method",
+            "model",
+            "--model",
+            s(&minilm),
+        ],
+    ));
     let data = PairDataset::open(&out, 2).unwrap();
     assert_eq!(data.sizes(), [3]);
     let first: serde_json::Value = serde_json::from_str(
@@ -340,15 +298,6 @@ fn mine_with_a_model_ranks_by_the_encoder() {
     // MiniLM puts the other domestic-animal documents first
     let top: HashSet<&str> = negs.iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(top, HashSet::from(["d2", "d5"]), "{negs:?}");
-    let err = fails(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--out",
-        s(&out),
-        "--method",
-        "model",
-    ]);
+    let err = fails(&mine(&ds, &out, &["--method", "model"]));
     assert!(err.contains("--method model needs --model"), "{err}");
 }

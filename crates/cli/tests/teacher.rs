@@ -10,7 +10,7 @@ use colzero_core::testing::minilm_dir;
 use colzero_core::{maxsim, EmbeddingStore};
 use colzero_index::bm25::{Analyzer, Bm25Index, Bm25Params};
 use colzero_train::data::KdDataset;
-use data_common::{beir, colzero, fails, ok, s, write};
+use data_common::{beir, colzero, fails, mine, ok, s, teacher, write};
 use std::path::Path;
 
 fn store(path: &Path) -> Vec<(String, colzero_core::MultiVector)> {
@@ -24,30 +24,10 @@ fn teacher_scores_equal_encode_plus_maxsim_and_load_as_kd_data() {
     beir(&ds);
     let model = minilm_dir();
     let triplets = tmp.path().join("t.jsonl");
-    ok(&[
-        "data",
-        "mine",
-        "--dataset",
-        s(&ds),
-        "--out",
-        s(&triplets),
-        "--negatives",
-        "2",
-    ]);
+    ok(&mine(&ds, &triplets, &["--negatives", "2"]));
     // dense teacher from the triplet file
     let kd = tmp.path().join("kd");
-    ok(&[
-        "data",
-        "teacher",
-        "--model",
-        s(&model),
-        "--triplets",
-        s(&triplets),
-        "--out",
-        s(&kd),
-        "--n-ways",
-        "3",
-    ]);
+    ok(&teacher(&model, &triplets, &kd, &["--n-ways", "3"]));
     let data = KdDataset::open(&kd, 3).unwrap();
     assert_eq!(data.sizes(), [3]);
     let ex = data.example(0).unwrap();
@@ -127,22 +107,19 @@ fn teacher_scores_equal_encode_plus_maxsim_and_load_as_kd_data() {
     // fused with BM25 and sharpened: (cosine + W * BM25 / the row's best BM25) / T, with
     // BM25 statistics over the KD folder's distinct documents
     let fused = tmp.path().join("kd-fused");
-    let err = ok(&[
-        "data",
-        "teacher",
-        "--model",
-        s(&model),
-        "--triplets",
-        s(&triplets),
-        "--out",
-        s(&fused),
-        "--n-ways",
-        "3",
-        "--bm25-weight",
-        "0.5",
-        "--temperature",
-        "0.25",
-    ]);
+    let err = ok(&teacher(
+        &model,
+        &triplets,
+        &fused,
+        &[
+            "--n-ways",
+            "3",
+            "--bm25-weight",
+            "0.5",
+            "--temperature",
+            "0.25",
+        ],
+    ));
     assert!(err.contains("ranks the positive first in"), "{err}");
     assert!(err.contains("by the model alone"), "{err}");
     let docs: Vec<(String, String)> = std::fs::read_to_string(fused.join("documents.jsonl"))
@@ -177,21 +154,16 @@ fn teacher_scores_equal_encode_plus_maxsim_and_load_as_kd_data() {
             "doc {i}: fused {got} want {want}"
         );
     }
-    let bad = colzero(&[
-        "data",
-        "teacher",
-        "--model",
-        s(&model),
-        "--triplets",
-        s(&triplets),
-        "--out",
-        s(&tmp.path().join("kd-bad")),
-        "--temperature",
-        "0",
-    ]);
+    let kd_bad = tmp.path().join("kd-bad");
+    let bad = colzero(&teacher(
+        &model,
+        &triplets,
+        &kd_bad,
+        &["--temperature", "0"],
+    ));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--temperature must be > 0"));
-    assert!(!tmp.path().join("kd-bad").exists(), "nothing written");
+    assert!(!kd_bad.exists(), "nothing written");
 
     // ColBERT teacher mined from the dataset directly; MaxSim <= query length
     let colbert = tmp.path().join("colbert");
@@ -249,16 +221,8 @@ fn teacher_scores_equal_encode_plus_maxsim_and_load_as_kd_data() {
         "{\"query\":\"a\",\"positive\":\"b\",\"negatives\":[\"c\"]}\n{\"query\":\"a\"}\n",
     );
     let before = std::fs::read_to_string(kd.join("train.jsonl")).unwrap();
-    let err = fails(&[
-        "data",
-        "teacher",
-        "--model",
-        s(&model),
-        "--triplets",
-        s(&tmp.path().join("bad.jsonl")),
-        "--out",
-        s(&kd),
-    ]);
+    let bad_rows = tmp.path().join("bad.jsonl");
+    let err = fails(&teacher(&model, &bad_rows, &kd, &[]));
     assert!(err.contains("bad.jsonl:2:"), "{err}");
     assert_eq!(
         std::fs::read_to_string(kd.join("train.jsonl")).unwrap(),

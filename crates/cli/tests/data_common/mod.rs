@@ -12,6 +12,33 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// The arguments of `colzero data mine --dataset DS --out OUT`, then `extra`.
+pub fn mine<'a>(ds: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["data", "mine", "--dataset", s(ds), "--out", s(out)];
+    a.extend_from_slice(extra);
+    a
+}
+
+/// The arguments of `colzero data teacher --model M --triplets T --out OUT`, then `extra`.
+pub fn teacher<'a>(
+    model: &'a Path,
+    triplets: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec![
+        "data",
+        "teacher",
+        "--model",
+        s(model),
+        "--triplets",
+        s(triplets),
+    ];
+    a.extend_from_slice(&["--out", s(out)]);
+    a.extend_from_slice(extra);
+    a
+}
+
 pub fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
     let p = dir.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
