@@ -26,6 +26,9 @@ pub enum CoreError {
     /// A multi-vector whose data does not fit its declared shape.
     #[error("bad embedding shape: {0}")]
     Shape(String),
+    /// A lock (index writer, training run, output directory) is held by someone else.
+    #[error("{path}: {holder}; try again when it is done (or wait with --wait SECONDS)")]
+    Locked { path: PathBuf, holder: String },
     /// Any other invalid argument.
     #[error("{0}")]
     Invalid(String),
