@@ -9,9 +9,12 @@
 //!   own file at once; the builder keeps only the index's own metadata (ids, document
 //!   lengths, inverted lists), so memory does not grow with the corpus beyond the index.
 //! - [`IndexBuilder::finish`] writes centroids, inverted file and id table, then commits
-//!   the manifest. Until then an index already in the directory stays the valid one; a
-//!   builder dropped (or crashed) before `finish` leaves it untouched (its files are
-//!   removed by the next successful commit).
+//!   the manifest. Until then an index already in the directory stays the valid one.
+//! - The builder is the index's one writer (see `writer.rs`): it takes the writer lock
+//!   of the directory in [`IndexBuilder::train`] (before k-means, so a busy index fails
+//!   fast) and holds it until `finish` has committed. A builder dropped before `finish`
+//!   removes the files it wrote (and the directory, when it created it and nothing else
+//!   is there); a killed one leaves files the next writer removes.
 //! - Same sample, same chunks, same config ⇒ byte-identical index files.
 //! - [`build_index`] does the whole thing for documents already in memory, sampling
 //!   `kmeans::sample_docs(N)` documents with the seed and adding chunks of
@@ -24,6 +27,8 @@ use crate::ivf::IvfLists;
 use crate::kernel::pack_panels;
 use crate::kmeans::{kmeans, num_centroids, sample_docs, KMeansConfig};
 use crate::plaid::PlaidIndex;
+use crate::writer::{self, READERS_LOCK, WRITER_LOCK};
+use colzero_core::lock::{FileLock, Wait};
 use colzero_core::MultiVector;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -149,11 +154,74 @@ pub struct IndexBuilder {
     ids: Vec<String>,
     seen: HashSet<String>,
     chunks: Vec<ChunkRef>,
+    /// The writer lock, held from `train` to `finish`.
+    lock: Option<FileLock>,
+    /// True when `train` created the directory.
+    created_dir: bool,
+    /// Files written so far (removed if the builder is dropped unfinished).
+    written: Vec<PathBuf>,
+    finished: bool,
+}
+
+impl Drop for IndexBuilder {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        for f in &self.written {
+            let _ = std::fs::remove_file(f);
+        }
+        if self.created_dir {
+            let _ = std::fs::remove_file(self.dir.join(READERS_LOCK));
+            let _ = std::fs::remove_file(self.dir.join(WRITER_LOCK));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 impl IndexBuilder {
-    /// Trains centroids and codec on `sample` for an index to be written to `dir`.
+    /// Trains centroids and codec on `sample` for an index to be written to `dir`,
+    /// failing at once if another writer holds the directory.
     pub fn train(dir: &Path, sample: &[MultiVector], cfg: &BuildConfig) -> Result<Self> {
+        Self::train_waiting(dir, sample, cfg, Wait::No)
+    }
+
+    /// [`IndexBuilder::train`], waiting for another writer of `dir` as `wait` says.
+    pub fn train_waiting(
+        dir: &Path,
+        sample: &[MultiVector],
+        cfg: &BuildConfig,
+        wait: Wait,
+    ) -> Result<Self> {
+        let created_dir = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
+        let lock = match writer::lock_writer(dir, wait) {
+            Ok(l) => l,
+            Err(e) => {
+                if created_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(e);
+            }
+        };
+        let mut b = Self::train_unlocked(dir, sample, cfg).inspect_err(|_| {
+            if created_dir {
+                let _ = std::fs::remove_file(dir.join(READERS_LOCK));
+                let _ = std::fs::remove_file(dir.join(WRITER_LOCK));
+                let _ = std::fs::remove_dir(dir);
+            }
+        })?;
+        b.lock = Some(lock);
+        b.created_dir = created_dir;
+        // Litter of killed writers counts for the generation, then goes.
+        b.generation = format::next_generation(dir);
+        if let Ok(m) = format::read_manifest(dir) {
+            writer::collect_garbage_locked(dir, &m);
+        }
+        Ok(b)
+    }
+
+    fn train_unlocked(dir: &Path, sample: &[MultiVector], cfg: &BuildConfig) -> Result<Self> {
         let version = cfg.format_version;
         if !(format::OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(IndexError::Invalid(format!(
@@ -235,6 +303,10 @@ impl IndexBuilder {
             ids: Vec::new(),
             seen: HashSet::new(),
             chunks: Vec::new(),
+            lock: None,
+            created_dir: false,
+            written: Vec::new(),
+            finished: false,
         })
     }
 
@@ -267,11 +339,8 @@ impl IndexBuilder {
                 return Err(IndexError::DuplicateId(id.clone()));
             }
         }
-        if self.generation == 0 {
-            std::fs::create_dir_all(&self.dir).map_err(|e| IndexError::io(&self.dir, e))?;
-            self.generation = format::next_generation(&self.dir);
-        }
         let name = format!("chunk-g{}-{}.bin", self.generation, self.chunks.len());
+        self.written.push(self.dir.join(&name));
         let code_bytes = format::code_bytes_for(self.cfg.format_version, self.num_centroids());
         let chunk = write_chunk(
             &self.dir,
@@ -296,17 +365,22 @@ impl IndexBuilder {
         };
         self.ids.extend(ids);
         self.chunks.push(chunk);
+        colzero_core::fault::point("index.build.chunk");
         Ok(())
     }
 
     /// Writes the remaining files, commits the manifest and opens the index.
     pub fn finish(mut self) -> Result<PlaidIndex> {
-        if self.generation == 0 {
-            std::fs::create_dir_all(&self.dir).map_err(|e| IndexError::io(&self.dir, e))?;
-            self.generation = format::next_generation(&self.dir);
-        }
         let g = self.generation;
-        let dir = &self.dir;
+        let dir = self.dir.clone();
+        let dir = &dir;
+        for name in [
+            format!("centroids-g{g}.bin"),
+            format!("ivf-g{g}.bin"),
+            format!("docs-g{g}.json"),
+        ] {
+            self.written.push(dir.join(name));
+        }
         let centroids = format::write_file(
             dir,
             &format!("centroids-g{g}.bin"),
@@ -336,9 +410,14 @@ impl IndexBuilder {
             docs,
             chunks: std::mem::take(&mut self.chunks),
         };
+        colzero_core::fault::point("index.build.files");
         format::commit_manifest(dir, &manifest)?;
-        format::collect_garbage(dir, &manifest);
-        PlaidIndex::open(dir)
+        self.finished = true;
+        colzero_core::fault::point("index.build.manifest");
+        writer::collect_garbage_locked(dir, &manifest);
+        let index = PlaidIndex::open(dir);
+        self.lock = None;
+        index
     }
 }
 

@@ -12,7 +12,8 @@
 //! - Every file is written through `colzero_core::fsutil` (temp file, fsync, rename); the
 //!   manifest is written last. A crash at any point leaves the old manifest with all its
 //!   files, or the new one with all of its files. Unreferenced files of other generations
-//!   and stale temp files are removed after a successful commit ([`collect_garbage`]).
+//!   and stale temp files are removed after a successful commit ([`collect_garbage`]),
+//!   under the locking protocol of `writer.rs` (`writer.lock`, `readers.lock`).
 //! - Opening checks, in order: the header line (magic, then version: another version is
 //!   [`IndexError::Version`]), the manifest CRC, the JSON, then each data file's size and
 //!   CRC ([`IndexError::Corrupt`] naming the file).
@@ -290,8 +291,11 @@ fn generation_of(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Removes data files of `dir` that `m` does not reference and stale temp files.
-pub fn collect_garbage(dir: &Path, m: &Manifest) {
+/// Removes data files of `dir` that `m` does not reference and stale temp files; returns
+/// how many were removed. Only the holder of the writer lock may call this, and only
+/// while no reader is opening a snapshot (see `writer.rs`).
+pub fn collect_garbage(dir: &Path, m: &Manifest) -> usize {
+    let mut n = 0;
     let mut keep: Vec<&str> = vec![&m.centroids.name, &m.ivf.name, &m.docs.name];
     keep.extend(m.chunks.iter().map(|c| c.file.name.as_str()));
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -299,11 +303,12 @@ pub fn collect_garbage(dir: &Path, m: &Manifest) {
             let name = e.file_name().to_string_lossy().into_owned();
             let stale_tmp = name.starts_with(".colzero-") && name.ends_with(".tmp");
             let old_data = generation_of(&name).is_some() && !keep.contains(&name.as_str());
-            if stale_tmp || old_data {
-                let _ = std::fs::remove_file(e.path());
+            if (stale_tmp || old_data) && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
             }
         }
     }
+    n
 }
 
 /// Little-endian u32 values of a byte slice.

@@ -6,7 +6,8 @@
 //! - [`ExactIndex`]: multi-threaded brute-force MaxSim (the ground truth).
 //! - [`PlaidIndex`]: compressed on-disk index (centroids + quantized residuals + IVF),
 //!   built in bounded memory with [`IndexBuilder`] (or [`build_index`]), searched in four
-//!   stages ([`SearchParams`]), updated with `add`/`delete` without renumbering.
+//!   stages ([`SearchParams`]), updated with `add`/`delete` without renumbering through
+//!   the one [`IndexWriter`] per directory (readers keep their snapshot).
 //! - [`IdFilter`]: restricts any search to a subset of external ids.
 
 pub mod bm25;
@@ -26,6 +27,7 @@ pub mod search;
 mod simd;
 pub mod synthetic;
 pub mod update;
+pub mod writer;
 
 pub use build::{build_index, BuildConfig, IndexBuilder};
 pub use error::{IndexError, Result};
@@ -34,3 +36,4 @@ pub use filter::IdFilter;
 pub use format::FORMAT_VERSION;
 pub use plaid::{IndexInfo, PlaidIndex};
 pub use search::SearchParams;
+pub use writer::IndexWriter;

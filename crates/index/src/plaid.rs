@@ -11,7 +11,10 @@
 //!   centroids, the inverted file and the id table are loaded into memory. The 8-bit
 //!   rerank adds, per chunk it touches, the inverse norms of its reconstructed tokens
 //!   (4 bytes per token in memory, computed once on first use, never written).
-//! - Search is in `search.rs`, updates in `update.rs`, building in `build.rs`.
+//! - An opened index is a snapshot: writers commit new generations beside it (see
+//!   `writer.rs`) and the snapshot keeps answering from the files it mapped.
+//! - Search is in `search.rs`, updates in `update.rs` (staged by the one writer of
+//!   `writer.rs`), building in `build.rs`.
 
 use crate::codec::ResidualCodec;
 use crate::error::{IndexError, Result};
@@ -182,8 +185,12 @@ pub struct PlaidIndex {
 }
 
 impl PlaidIndex {
-    /// Opens and validates the index in `dir`.
+    /// Opens and validates the committed snapshot of the index in `dir`. While it reads
+    /// the manifest and maps its files it holds the readers' shared lock, so no garbage
+    /// collection removes them (see `writer.rs`); afterwards the snapshot stays valid
+    /// whatever writers commit.
     pub fn open(dir: &Path) -> Result<Self> {
+        let _reading = crate::writer::lock_reader(dir)?;
         let manifest = format::read_manifest(dir)?;
         let m = &manifest;
         let codec = ResidualCodec::new(

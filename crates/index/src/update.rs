@@ -1,36 +1,47 @@
-//! Updates of a [`PlaidIndex`]: adding and deleting documents by external id.
+//! Updates of an index: adding and deleting documents by external id, staged in an
+//! [`IndexWriter`] (see `writer.rs` for locking and all-or-nothing commits).
 //!
 //! Contract:
-//! - [`PlaidIndex::add`] compresses new documents into a new chunk file. Tokens farther
-//!   than the codec's `cluster_threshold` from every centroid (squared L2 distance
-//!   `|x|² + 1 - 2·x·c > threshold²`, centroids being unit vectors) are outliers; when
-//!   there are at least `max_points_per_centroid` of them, `ceil(outliers /
-//!   max_points_per_centroid)` new centroids are clustered from them (seeded k-means)
-//!   and appended, so existing codes stay valid. Then every new token is assigned to its
-//!   nearest centroid among old and new ones.
-//! - [`PlaidIndex::delete`] tombstones documents: internal numbers and the other
+//! - [`IndexWriter::add`] compresses new documents into a new chunk file of the writer's
+//!   generation. Tokens farther than the codec's `cluster_threshold` from every centroid
+//!   (squared L2 distance `|x|² + 1 - 2·x·c > threshold²`, centroids being unit vectors)
+//!   are outliers; when there are at least `max_points_per_centroid` of them,
+//!   `ceil(outliers / max_points_per_centroid)` new centroids are clustered from them
+//!   (seeded k-means: seed `build.seed ^ generation ^ (chunk << 32)`) and appended, so
+//!   existing codes stay valid. Then every new token is assigned to its nearest centroid
+//!   among old and new ones.
+//! - [`IndexWriter::delete`] tombstones documents: internal numbers and the other
 //!   documents' data never change, so users never see renumbering. Unknown ids are
 //!   ignored; the number of documents actually deleted is returned.
-//! - Adding an id that is live is [`IndexError::DuplicateId`]; a deleted id may be added
-//!   again (it becomes a new document).
+//! - Adding an id that is live (committed or staged) is [`IndexError::DuplicateId`],
+//!   checked before anything is written; a deleted id may be added again (it becomes a
+//!   new document).
 //! - An update keeps the index's format version (see `format.rs`): new centroids are
 //!   rounded to the stored precision, new chunks use the code width of that version.
-//! - Each update is one new generation committed by a single manifest rename: a crash
-//!   leaves the index as it was before the update or as it is after it. The in-memory
-//!   index changes only after the commit succeeded.
+//! - [`PlaidIndex::add`] / [`PlaidIndex::delete`] are one-operation transactions: they
+//!   take the writer lock (failing at once if another writer holds it), stage, commit,
+//!   and replace `self` with the new snapshot. On error `self` is unchanged.
 
-use crate::build::{flatten, write_chunk, write_doc_table, Quantizer};
+use crate::build::{flatten, write_chunk, Quantizer};
 use crate::error::{IndexError, Result};
-use crate::format::{self, Manifest};
+use crate::format;
 use crate::kernel::pack_panels;
 use crate::kmeans::{assign, kmeans, KMeansConfig};
 use crate::plaid::PlaidIndex;
+use crate::writer::{IndexWriter, Staged};
+use colzero_core::fault;
+use colzero_core::lock::Wait;
 use colzero_core::MultiVector;
 use std::collections::HashSet;
 
-impl PlaidIndex {
-    /// Adds documents (`ids[i]` names `embeddings[i]`); see module docs.
+impl IndexWriter {
+    /// Stages documents (`ids[i]` names `embeddings[i]`); see module docs.
     pub fn add(&mut self, ids: Vec<String>, embeddings: &[MultiVector]) -> Result<()> {
+        if self.poisoned {
+            return Err(IndexError::Invalid(
+                "index writer: an earlier step failed; nothing was committed".into(),
+            ));
+        }
         if ids.len() != embeddings.len() {
             return Err(IndexError::Invalid(format!(
                 "add: {} ids for {} embeddings",
@@ -47,20 +58,25 @@ impl PlaidIndex {
                 return Err(IndexError::DuplicateId(id.clone()));
             }
         }
-        let dim = self.dim();
+        let dim = self.base.dim();
         let tokens = flatten(embeddings, dim, "document")?;
-        let g = format::next_generation(&self.dir);
-        let cfg = self.manifest.build.clone();
+        // From here on a failure leaves staged state half-updated: poison until done.
+        self.poisoned = true;
+        let base = &self.base;
+        let st = self.staged.get_or_insert_with(|| Staged {
+            centroids: base.centroids.clone(),
+            panels: base.centroid_panels.clone(),
+            lists: base.ivf.to_lists(),
+            expanded: false,
+            chunks: Vec::new(),
+        });
+        let cfg = &base.manifest.build;
+        let g = self.generation;
+        let seq = st.chunks.len();
 
         // New centroids from outliers, when there are enough of them.
-        let mut centroids = self.centroids.clone();
-        let thr = self.codec.cluster_threshold();
-        let best = assign(
-            &tokens,
-            dim,
-            &self.centroid_panels,
-            self.manifest.num_centroids,
-        );
+        let thr = base.codec.cluster_threshold();
+        let best = assign(&tokens, dim, &st.panels, st.centroids.len() / dim);
         let outliers: Vec<f32> = tokens
             .chunks_exact(dim)
             .zip(&best)
@@ -72,99 +88,85 @@ impl PlaidIndex {
             .collect();
         let n_out = outliers.len() / dim;
         let ppc = cfg.max_points_per_centroid.max(1);
-        let expanded = n_out >= ppc;
-        if expanded {
-            let new = kmeans(
+        if n_out >= ppc {
+            let mut new = kmeans(
                 &outliers,
                 dim,
                 &KMeansConfig {
                     k: n_out.div_ceil(ppc),
                     niters: cfg.kmeans_niters,
                     max_points_per_centroid: ppc,
-                    seed: cfg.seed ^ g,
+                    seed: cfg.seed ^ g ^ ((seq as u64) << 32),
                 },
             )?;
-            let mut new = new;
-            format::round_centroids(self.manifest.format_version, &mut new);
-            centroids.extend(new);
+            format::round_centroids(base.manifest.format_version, &mut new);
+            st.centroids.extend(new);
+            st.panels.clear();
+            pack_panels(&st.centroids, dim, &mut st.panels);
+            st.expanded = true;
         }
         drop((outliers, tokens));
-        let k = centroids.len() / dim;
-        let mut panels = Vec::new();
-        pack_panels(&centroids, dim, &mut panels);
-
-        let mut lists = self.ivf.to_lists();
-        lists.grow(k);
-        let version = self.manifest.format_version;
+        let k = st.centroids.len() / dim;
+        st.lists.grow(k);
+        let version = base.manifest.format_version;
+        let name = format!("chunk-g{g}-{seq}.bin");
+        self.written.push(base.dir.join(&name));
+        let first = self.table.ids.len() as u32;
         let chunk = write_chunk(
-            &self.dir,
-            (
-                &format!("chunk-g{g}-0.bin"),
-                format::code_bytes_for(version, k),
-            ),
-            self.ids.len() as u32,
+            &base.dir,
+            (&name, format::code_bytes_for(version, k)),
+            first,
             embeddings,
             &Quantizer {
-                codec: &self.codec,
-                centroids: &centroids,
-                panels: &panels,
+                codec: &base.codec,
+                centroids: &st.centroids,
+                panels: &st.panels,
             },
-            &mut lists,
+            &mut st.lists,
         )?;
-        let ivf_bytes = lists.encode(version);
-        let mut table = self.doc_table();
-        table.ids.extend(ids);
-
-        let mut m: Manifest = self.manifest.clone();
-        m.generation = g;
-        if expanded {
-            let name = format!("centroids-g{g}.bin");
-            let bytes = format::centroid_bytes(version, &centroids);
-            m.centroids = format::write_file(&self.dir, &name, &bytes)?;
-            m.num_centroids = k;
+        st.chunks.push(chunk);
+        for (i, id) in ids.iter().enumerate() {
+            self.lookup.insert(id.clone(), first + i as u32);
         }
-        m.ivf = format::write_file(&self.dir, &format!("ivf-g{g}.bin"), &ivf_bytes)?;
-        m.docs = write_doc_table(&self.dir, g, &table)?;
-        m.chunks.push(chunk.clone());
-        format::commit_manifest(&self.dir, &m)?;
-        format::collect_garbage(&self.dir, &m);
-
-        // Committed: bring the in-memory index up to date.
-        let ivf = lists.to_ivf();
-        self.manifest = m;
-        self.centroids = centroids;
-        self.centroid_panels = panels;
-        self.ivf = ivf;
-        if let Err(e) = self.attach_chunk(&chunk).and_then(|_| self.set_docs(table)) {
-            *self = PlaidIndex::open(&self.dir)?;
-            return Err(e);
-        }
+        self.table.ids.extend(ids);
+        self.changed = true;
+        self.poisoned = false;
+        fault::point("index.add.chunk");
         Ok(())
     }
 
-    /// Deletes documents by external id; returns how many were live and are now gone.
+    /// Stages the deletion of documents by external id; returns how many were live (in
+    /// the committed index or staged) and are now gone.
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize> {
-        let mut table = self.doc_table();
-        let mut gone = HashSet::new();
+        let mut n = 0;
         for id in ids {
-            if let Some(&i) = self.lookup.get(id.as_ref()) {
-                if gone.insert(i) {
-                    table.deleted.push(i);
-                }
+            if let Some(i) = self.lookup.remove(id.as_ref()) {
+                self.table.deleted.push(i);
+                n += 1;
             }
         }
-        if gone.is_empty() {
-            return Ok(0);
+        if n > 0 {
+            self.changed = true;
         }
-        table.deleted.sort_unstable();
-        let g = format::next_generation(&self.dir);
-        let mut m = self.manifest.clone();
-        m.generation = g;
-        m.docs = write_doc_table(&self.dir, g, &table)?;
-        format::commit_manifest(&self.dir, &m)?;
-        format::collect_garbage(&self.dir, &m);
-        self.manifest = m;
-        self.set_docs(table)?;
-        Ok(gone.len())
+        Ok(n)
+    }
+}
+
+impl PlaidIndex {
+    /// Adds documents in one transaction (see module docs).
+    pub fn add(&mut self, ids: Vec<String>, embeddings: &[MultiVector]) -> Result<()> {
+        let mut w = IndexWriter::open(&self.dir, Wait::No)?;
+        w.add(ids, embeddings)?;
+        *self = w.commit()?;
+        Ok(())
+    }
+
+    /// Deletes documents by external id in one transaction; returns how many were live
+    /// and are now gone.
+    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize> {
+        let mut w = IndexWriter::open(&self.dir, Wait::No)?;
+        let n = w.delete(ids)?;
+        *self = w.commit()?;
+        Ok(n)
     }
 }

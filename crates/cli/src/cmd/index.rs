@@ -5,13 +5,19 @@
 //! `1 + 16·sqrt(120·N)`), which is encoded to train centroids and codec; the second
 //! pass encodes and compresses `--chunk-docs` documents at a time. Documents can come
 //! from a model + corpus or from pre-computed embeddings (`--embeddings`, a safetensors
-//! store from `colzero encode`). `add` and `delete` keep external ids stable. Every index
-//! write is crash-safe (the index crate commits a new manifest atomically).
+//! store from `colzero encode`). `add` and `delete` keep external ids stable.
+//! Every write is the index's one writer (`colzero_index::IndexWriter`): another writer
+//! gets a clear "held by process N" error, or waits with `--wait SECONDS`. `add` and
+//! `delete` are all or nothing per command: the whole input is read and checked (ids new,
+//! lines well-formed) before anything is encoded, every chunk is staged, and one commit
+//! at the end switches the index; a failure or a kill leaves the index as it was.
+//! `check` verifies every file and removes what no manifest references.
 
 use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
 use colzero_core::{EmbeddingStore, MultiVector};
-use colzero_index::{kmeans::sample_docs, BuildConfig, IndexBuilder, PlaidIndex};
+use colzero_core::lock::Wait;
+use colzero_index::{kmeans::sample_docs, BuildConfig, IndexBuilder, IndexWriter, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,6 +44,10 @@ pub struct Source {
     /// Documents encoded and compressed per chunk.
     #[arg(long, default_value_t = 2000)]
     pub chunk_docs: usize,
+    /// When another process is writing the index, wait up to this many seconds for it
+    /// (default: fail at once, naming the process).
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<f64>,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -81,6 +91,19 @@ pub enum Action {
         /// File with one id per line.
         #[arg(long)]
         ids_file: Option<PathBuf>,
+        /// When another process is writing the index, wait up to this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<f64>,
+    },
+    /// Verify every file of an index and remove files no manifest references (litter of
+    /// killed writers, files kept for readers).
+    Check {
+        /// Index directory.
+        #[arg(long)]
+        index: PathBuf,
+        /// When another process is writing the index, wait up to this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<f64>,
     },
     /// Print a summary of an index.
     Info {
@@ -119,9 +142,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             println!("{}", index.info());
         }
         Action::Add { source, index } => {
-            let mut idx = PlaidIndex::open(&index)?;
-            let before = idx.len();
-            for_each_chunk(&source, ctx, |ids, embs| Ok(idx.add(ids, embs)?))?;
+            let mut w = IndexWriter::open(&index, Wait::from_secs(source.wait))?;
+            let before = w.len();
+            check_new_ids(&source, &w)?;
+            for_each_chunk(&source, ctx, |ids, embs| Ok(w.add(ids, embs)?))?;
+            let idx = w.commit()?;
             eprintln!("added {} documents", idx.len() - before);
             println!("{}", idx.info());
         }
@@ -129,23 +154,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             index,
             mut ids,
             ids_file,
+            wait,
         } => {
             if let Some(f) = ids_file {
-                let text = std::fs::read_to_string(&f)
-                    .with_context(|| format!("reading {}", f.display()))?;
-                ids.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(String::from),
-                );
+                ids.extend(read_ids_file(&f)?);
             }
             if ids.is_empty() {
                 bail!("give the ids to delete with --ids or --ids-file");
             }
-            let mut idx = PlaidIndex::open(&index)?;
-            let n = idx.delete(&ids)?;
+            let mut w = IndexWriter::open(&index, Wait::from_secs(wait))?;
+            let n = w.delete(&ids)?;
+            let idx = w.commit()?;
             eprintln!("deleted {n} of {} ids", ids.len());
+            println!("{}", idx.info());
+        }
+        Action::Check { index, wait } => {
+            let removed = colzero_index::writer::collect_garbage(&index, Wait::from_secs(wait))?;
+            let idx = PlaidIndex::open(&index)?;
+            eprintln!(
+                "{}: every file checked; removed {removed} unreferenced files",
+                index.display()
+            );
             println!("{}", idx.info());
         }
         Action::Info { index, json } => {
@@ -212,7 +241,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
     }
     let mut cfg = cfg.clone();
     cfg.expected_documents = Some(n);
-    let mut builder = IndexBuilder::train(out, &sample, &cfg)
+    let mut builder = IndexBuilder::train_waiting(out, &sample, &cfg, Wait::from_secs(source.wait))
         .with_context(|| format!("training the index codec in {}", out.display()))?;
     drop(sample);
     for_each_chunk_with(source, model.as_ref(), ctx, |ids, embs| {
@@ -279,6 +308,55 @@ fn for_each_chunk_with(
     }
     if !ids.is_empty() {
         flush(&mut ids, &mut texts)?;
+    }
+    Ok(())
+}
+
+/// Ids of an `--ids-file`: one per line, blank lines skipped, surrounding spaces trimmed;
+/// a line that is not UTF-8 is an error naming the file and line.
+fn read_ids_file(path: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut ids = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = std::str::from_utf8(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: not UTF-8 (byte {} of the line)",
+                path.display(),
+                i + 1,
+                e.valid_up_to() + 1
+            )
+        })?;
+        let id = line.trim();
+        if !id.is_empty() {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+/// Reads the whole input of an `add` once, before anything is encoded or written: every
+/// line must parse and every id must be new to the index and unique in the input.
+fn check_new_ids(source: &Source, w: &IndexWriter) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut check = |id: &str| -> Result<()> {
+        if w.contains(id) {
+            bail!("document id `{id}` is already in the index (delete it first); nothing was added");
+        }
+        if !seen.insert(id.to_string()) {
+            bail!("document id `{id}` appears twice in the input; nothing was added");
+        }
+        Ok(())
+    };
+    if let Some(e) = &source.embeddings {
+        for id in EmbeddingStore::open(e)?.ids() {
+            check(id)?;
+        }
+    } else if let Some(c) = &source.corpus {
+        for r in corpus::stream(c)? {
+            let (id, _) = r.map_err(|e| anyhow::anyhow!("{e:#}; nothing was added"))?;
+            check(&id)?;
+        }
     }
     Ok(())
 }
