@@ -4,6 +4,13 @@
 //! `shared/` directory beside the workspace or one of its ancestors. When neither exists
 //! it panics with a message saying what is missing: tests that need shared data fail
 //! loudly rather than skip. The product itself never calls this module.
+//!
+//! Gating, the one documented way: every test that reaches `../shared` (through this
+//! module) is marked `#[ignore = "needs ../shared: run with -- --ignored"]`, so that
+//! `cargo test --workspace` passes on a fresh clone without it, and
+//! `cargo test --workspace -- --ignored` runs exactly those tests (`.ci/run` runs both).
+//! A test that needs `../shared` but is not marked fails loudly on a fresh clone: to
+//! check, run the suite with `COLZERO_SHARED=/nonexistent`.
 
 use std::path::PathBuf;
 

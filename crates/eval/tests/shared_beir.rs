@@ -13,6 +13,7 @@ fn expected() -> Value {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn scifact_test_split_loads_like_beir_and_pylate() {
     let exp = expected();
     let ds = BeirDataset::load(&shared_path("data/beir/scifact"), "test").unwrap();
@@ -48,6 +49,7 @@ fn scifact_test_split_loads_like_beir_and_pylate() {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn scifact_bm25_run_matches_pytrec_eval_end_to_end() {
     let exp = expected();
     let ds = BeirDataset::load(&shared_path("data/beir/scifact"), "test").unwrap();
@@ -85,6 +87,7 @@ fn scifact_bm25_run_matches_pytrec_eval_end_to_end() {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn nfcorpus_test_split_has_graded_qrels() {
     let exp = &expected()["nfcorpus"];
     let ds = BeirDataset::load(&shared_path("data/beir/nfcorpus"), "test").unwrap();

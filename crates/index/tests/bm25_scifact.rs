@@ -26,6 +26,7 @@ fn ndcg(ds: &BeirDataset, analyzer: Analyzer) -> (f64, f64) {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn scifact_test_ndcg_is_in_published_bm25_range() {
     let ds = BeirDataset::load(&shared_path("data/beir/scifact"), "test").unwrap();
     assert_eq!((ds.corpus.len(), ds.queries.len()), (5183, 300));
@@ -44,6 +45,7 @@ fn scifact_test_ndcg_is_in_published_bm25_range() {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn nfcorpus_test_ndcg_is_in_published_bm25_range() {
     let ds = BeirDataset::load(&shared_path("data/beir/nfcorpus"), "test").unwrap();
     let (plain, _) = ndcg(&ds, Analyzer::default());

@@ -27,6 +27,7 @@ fn f32s(v: &Value) -> Vec<f32> {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn minilm_forward_matches_reference_outputs() {
     let enc = DenseEncoder::load(&minilm(), &LoadOptions::default()).unwrap();
     assert_eq!(enc.pooling(), Pooling::Mean);
@@ -76,6 +77,7 @@ fn minilm_forward_matches_reference_outputs() {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn dense_prompts_are_prepended_for_their_kind_only() {
     use colzero_model::InputKind;
     let opts = LoadOptions {

@@ -6,6 +6,7 @@ use colzero_train::data::{DataPosition, KdDataset, PairDataset, Sampler};
 use std::io::Write;
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn shared_triples_tsv_reads_real_rows() {
     let p = shared_path("data/train/msmarco-triples-splade-toy/triples.tsv");
     let ds = PairDataset::open(&p, 1).unwrap();
@@ -23,6 +24,7 @@ fn shared_triples_tsv_reads_real_rows() {
 }
 
 #[test]
+#[ignore = "needs ../shared: run with -- --ignored"]
 fn shared_kd_sample_resolves_ids_and_truncates() {
     let dir = shared_path("data/train/msmarco-bge-distill-flagembedding-sample");
     let ds = KdDataset::open(&dir, 8).unwrap();
