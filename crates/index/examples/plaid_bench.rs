@@ -24,10 +24,9 @@ mod common;
 
 use colzero_core::{Hit, MultiVector};
 use colzero_eval::{evaluate, EvalOptions, Metric, Qrels};
-use colzero_index::kmeans::sample_docs;
+use colzero_index::kmeans::{sample_docs, sample_positions};
 use colzero_index::{BuildConfig, ExactIndex, IndexBuilder, PlaidIndex, SearchParams};
 use common::{cpu_seconds, mib, status_kb, Args, StreamStore};
-use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,9 +44,7 @@ fn build(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let chunk_docs: usize = a.num("chunk-docs", 2000);
     let n = store.len();
     let t0 = Instant::now();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut idx = rand::seq::index::sample(&mut rng, n, sample_docs(n)).into_vec();
-    idx.sort_unstable();
+    let idx = sample_positions(n, cfg.seed);
     let sample: Vec<MultiVector> = idx.iter().map(|&i| store.read(i).1).collect();
     let mut peak_anon = status_kb("RssAnon");
     let mut b = IndexBuilder::train(&dir, &sample, &cfg)?;

@@ -17,17 +17,18 @@
 //!   is there); a killed one leaves files the next writer removes.
 //! - Same sample, same chunks, same config ⇒ byte-identical index files.
 //! - [`build_index`] does the whole thing for documents already in memory, sampling
-//!   `kmeans::sample_docs(N)` documents with the seed and adding chunks of
+//!   the documents `kmeans::sample_positions(N, seed)` names and adding chunks of
 //!   [`BuildConfig::chunk_docs`] documents.
 
+use crate::chunk::{write_chunk, Quantizer};
 use crate::codec::ResidualCodec;
 use crate::error::{IndexError, Result};
-use crate::format::{self, ChunkRef, CodecParams, DocTable, FileRef, Manifest, FORMAT_VERSION};
+use crate::format::{self, ChunkRef, CodecParams, DocTable, Manifest, FORMAT_VERSION};
 use crate::ivf::IvfLists;
 use crate::kernel::pack_panels;
-use crate::kmeans::{kmeans, num_centroids, sample_docs, KMeansConfig};
+use crate::kmeans::{kmeans, num_centroids, sample_positions, KMeansConfig};
 use crate::plaid::PlaidIndex;
-use crate::writer::{self, READERS_LOCK, WRITER_LOCK};
+use crate::locks::{self, READERS_LOCK, WRITER_LOCK};
 use colzero_core::lock::{FileLock, Wait};
 use colzero_core::MultiVector;
 use rand::seq::SliceRandom;
@@ -37,7 +38,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Index construction settings (stored in the manifest).
+/// Index construction settings (the ones later updates need are stored in the manifest
+/// as `format::Settings`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BuildConfig {
@@ -78,67 +80,6 @@ impl Default for BuildConfig {
             format_version: FORMAT_VERSION,
         }
     }
-}
-
-/// Flattens multi-vectors, checking they all have dimension `dim`.
-pub(crate) fn flatten(embs: &[MultiVector], dim: usize, what: &str) -> Result<Vec<f32>> {
-    let mut out = Vec::with_capacity(embs.iter().map(|e| e.as_slice().len()).sum());
-    for (i, e) in embs.iter().enumerate() {
-        if e.dim() != dim {
-            return Err(IndexError::Dim {
-                what: format!("{what} {i}"),
-                expected: dim,
-                found: e.dim(),
-            });
-        }
-        out.extend_from_slice(e.as_slice());
-    }
-    Ok(out)
-}
-
-/// What compresses a chunk: the codec and the centroids (row-major and panel layout).
-pub(crate) struct Quantizer<'a> {
-    pub codec: &'a ResidualCodec,
-    pub centroids: &'a [f32],
-    pub panels: &'a [f32],
-}
-
-/// Compresses documents and writes them as chunk file `name` with `code_bytes`-wide codes
-/// (2 or 4; see `format.rs`); records their codes in `ivf` under internal ids starting at
-/// `first_doc`.
-pub(crate) fn write_chunk(
-    dir: &Path,
-    (name, code_bytes): (&str, u8),
-    first_doc: u32,
-    embs: &[MultiVector],
-    q: &Quantizer<'_>,
-    ivf: &mut IvfLists,
-) -> Result<ChunkRef> {
-    let dim = q.codec.dim();
-    let tokens = flatten(embs, dim, "document")?;
-    let (codes, residuals) = q.codec.compress(&tokens, q.centroids, q.panels);
-    drop(tokens);
-    let doclens: Vec<u32> = embs.iter().map(|e| e.n_tokens() as u32).collect();
-    let mut start = 0;
-    for (i, &len) in doclens.iter().enumerate() {
-        ivf.add_doc(first_doc + i as u32, &codes[start..start + len as usize]);
-        start += len as usize;
-    }
-    let mut bytes = format::u32_bytes(&doclens);
-    if code_bytes == 2 {
-        let narrow: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
-        bytes.extend(format::u16_bytes(&narrow));
-    } else {
-        bytes.extend(format::u32_bytes(&codes));
-    }
-    bytes.extend_from_slice(&residuals);
-    Ok(ChunkRef {
-        file: format::write_file(dir, name, &bytes)?,
-        first_doc,
-        num_docs: embs.len() as u32,
-        num_tokens: codes.len() as u64,
-        code_bytes,
-    })
 }
 
 /// A PLAID index being built chunk by chunk (see module docs).
@@ -195,7 +136,7 @@ impl IndexBuilder {
     ) -> Result<Self> {
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
-        let lock = match writer::lock_writer(dir, wait) {
+        let lock = match locks::lock_writer(dir, wait) {
             Ok(l) => l,
             Err(e) => {
                 if created_dir {
@@ -216,7 +157,7 @@ impl IndexBuilder {
         // Litter of killed writers counts for the generation, then goes.
         b.generation = format::next_generation(dir);
         if let Ok(m) = format::read_manifest(dir) {
-            writer::collect_garbage_locked(dir, &m);
+            locks::collect_garbage_locked(dir, &m);
         }
         Ok(b)
     }
@@ -392,7 +333,7 @@ impl IndexBuilder {
             ids: std::mem::take(&mut self.ids),
             deleted: Vec::new(),
         };
-        let docs = write_doc_table(dir, g, &table)?;
+        let docs = format::write_doc_table(dir, g, &table)?;
         let manifest = Manifest {
             format_version: self.cfg.format_version,
             generation: g,
@@ -404,7 +345,12 @@ impl IndexBuilder {
                 weights: self.codec.weights().to_vec(),
                 cluster_threshold: self.codec.cluster_threshold(),
             },
-            build: self.cfg.clone(),
+            settings: format::Settings {
+                nbits: self.cfg.nbits,
+                kmeans_niters: self.cfg.kmeans_niters,
+                max_points_per_centroid: self.cfg.max_points_per_centroid,
+                seed: self.cfg.seed,
+            },
             centroids,
             ivf,
             docs,
@@ -414,18 +360,11 @@ impl IndexBuilder {
         format::commit_manifest(dir, &manifest)?;
         self.finished = true;
         colzero_core::fault::point("index.build.manifest");
-        writer::collect_garbage_locked(dir, &manifest);
+        locks::collect_garbage_locked(dir, &manifest);
         let index = PlaidIndex::open(dir);
         self.lock = None;
         index
     }
-}
-
-/// Writes the id table of generation `g`.
-pub(crate) fn write_doc_table(dir: &Path, g: u64, table: &DocTable) -> Result<FileRef> {
-    let bytes = serde_json::to_vec(table)
-        .map_err(|e| IndexError::Invalid(format!("cannot serialise id table: {e}")))?;
-    format::write_file(dir, &format!("docs-g{g}.json"), &bytes)
 }
 
 /// Builds an index in `dir` from documents in memory (see module docs).
@@ -435,9 +374,7 @@ pub fn build_index(
     cfg: &BuildConfig,
 ) -> Result<PlaidIndex> {
     let n = docs.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
-    let mut idx = rand::seq::index::sample(&mut rng, n, sample_docs(n)).into_vec();
-    idx.sort_unstable();
+    let idx = sample_positions(n, cfg.seed);
     let sample: Vec<MultiVector> = idx.iter().map(|&i| docs[i].1.clone()).collect();
     let mut c = cfg.clone();
     c.expected_documents = Some(cfg.expected_documents.unwrap_or(n));

@@ -16,7 +16,7 @@
 //!   separately (`decode_rows`) and scales the dot products instead of the vectors.
 
 use crate::error::{IndexError, Result};
-use crate::kernel::{argmax_packed, LANES};
+use crate::kernel::argmax_packed;
 use rayon::prelude::*;
 
 /// Quantile `q ∈ [0, 1]` of sorted values, interpolating linearly.
@@ -254,18 +254,18 @@ impl ResidualCodec {
     pub(crate) fn decode_rows(
         &self,
         centroids: &[f32],
-        codes: crate::plaid::Codes<'_>,
+        codes: Codes<'_>,
         res: &[u8],
         rows: &mut Vec<f32>,
         scales: &mut Vec<f32>,
     ) {
         match codes {
-            crate::plaid::Codes::U16(c) => self.decode_rows_t(centroids, c, res, rows, scales),
-            crate::plaid::Codes::U32(c) => self.decode_rows_t(centroids, c, res, rows, scales),
+            Codes::U16(c) => self.decode_rows_t(centroids, c, res, rows, scales),
+            Codes::U32(c) => self.decode_rows_t(centroids, c, res, rows, scales),
         }
     }
 
-    fn decode_rows_t<C: crate::plaid::Code>(
+    fn decode_rows_t<C: Code>(
         &self,
         centroids: &[f32],
         codes: &[C],
@@ -298,7 +298,7 @@ impl ResidualCodec {
     pub(crate) fn inv_norms(
         &self,
         centroids: &[f32],
-        codes: crate::plaid::Codes<'_>,
+        codes: Codes<'_>,
         res: &[u8],
     ) -> Vec<f32> {
         let bpt = self.bytes_per_token();
@@ -319,36 +319,6 @@ impl ResidualCodec {
             a = b;
         }
         out
-    }
-
-    /// Decodes `ntok` tokens (codes + residual bytes) straight into panel layout
-    /// (`out` is resized to `n_panels(ntok) · dim · LANES`).
-    pub fn decode_panels(&self, centroids: &[f32], codes: &[u32], res: &[u8], out: &mut Vec<f32>) {
-        self.decode_panels_t(centroids, codes, res, out)
-    }
-
-    fn decode_panels_t<C: crate::plaid::Code>(
-        &self,
-        centroids: &[f32],
-        codes: &[C],
-        res: &[u8],
-        out: &mut Vec<f32>,
-    ) {
-        let dim = self.dim;
-        let bpt = self.bytes_per_token();
-        out.clear();
-        out.resize(crate::kernel::n_panels(codes.len()) * dim * LANES, 0.0);
-        let mut tok = vec![0.0f32; dim];
-        for (t, &c) in codes.iter().enumerate() {
-            let c = c.idx();
-            let cent = &centroids[c * dim..(c + 1) * dim];
-            self.decode_into(cent, &res[t * bpt..(t + 1) * bpt], &mut tok);
-            let panel = &mut out[(t / LANES) * dim * LANES..(t / LANES + 1) * dim * LANES];
-            let l = t % LANES;
-            for (col, &v) in panel.chunks_exact_mut(LANES).zip(&tok) {
-                col[l] = v;
-            }
-        }
     }
 
     /// Compresses tokens (`n x dim`): nearest-centroid codes and packed residuals.
@@ -386,6 +356,66 @@ impl ResidualCodec {
 
 /// A codec with evenly spaced cutoffs `c0 + cspan · i / 2^nbits` (i = 1..) and weights
 /// `w0 + wspan · (i + off) / 2^nbits` (i = 0..), for tests.
+/// A centroid code as stored (u16 or u32).
+pub(crate) trait Code: Copy + Send + Sync {
+    fn idx(self) -> usize;
+}
+
+impl Code for u16 {
+    #[inline(always)]
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+impl Code for u32 {
+    #[inline(always)]
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// The centroid codes of some tokens, in their stored width.
+#[derive(Clone, Copy)]
+pub(crate) enum Codes<'a> {
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+}
+
+impl<'a> Codes<'a> {
+    pub(crate) fn slice(&self, start: usize, end: usize) -> Codes<'a> {
+        match self {
+            Codes::U16(c) => Codes::U16(&c[start..end]),
+            Codes::U32(c) => Codes::U32(&c[start..end]),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Codes::U16(c) => c.len(),
+            Codes::U32(c) => c.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn max(&self) -> Option<usize> {
+        match self {
+            Codes::U16(c) => c.iter().max().map(|&v| v as usize),
+            Codes::U32(c) => c.iter().max().map(|&v| v as usize),
+        }
+    }
+
+    pub(crate) fn to_u32(self) -> Vec<u32> {
+        match self {
+            Codes::U16(c) => c.iter().map(|&v| v as u32).collect(),
+            Codes::U32(c) => c.to_vec(),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn evenly_spaced(
     dim: usize,
@@ -462,7 +492,7 @@ mod tests {
             let (mut rows, mut scales) = (Vec::new(), Vec::new());
             codec.decode_rows(
                 &centroids,
-                crate::plaid::Codes::U16(&codes),
+                Codes::U16(&codes),
                 &res,
                 &mut rows,
                 &mut scales,

@@ -136,6 +136,35 @@ pub struct DocTable {
     pub deleted: Vec<u32>,
 }
 
+/// The settings an index keeps for its later updates (the build-time knobs of
+/// `BuildConfig` that only steer one build — chunk size, corpus size estimate, centroid
+/// count or ceiling — are not stored). Stored under the JSON key `build` so that
+/// manifests written before and after this split read the same way (unknown keys of old
+/// manifests are ignored; the format version lives in the header and `format_version`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Residual bits per dimension (also in `CodecParams`; kept for readers of old files).
+    pub nbits: usize,
+    /// k-means iterations for the centroids that updates add.
+    pub kmeans_niters: usize,
+    /// k-means subsample factor, and the number of outliers per added centroid.
+    pub max_points_per_centroid: usize,
+    /// Seed of every random choice (updates derive theirs from it and the generation).
+    pub seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            nbits: 2,
+            kmeans_niters: 4,
+            max_points_per_centroid: 256,
+            seed: 42,
+        }
+    }
+}
+
 /// The JSON body of `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -144,7 +173,8 @@ pub struct Manifest {
     pub dim: usize,
     pub num_centroids: usize,
     pub codec: CodecParams,
-    pub build: crate::build::BuildConfig,
+    #[serde(rename = "build")]
+    pub settings: Settings,
     pub centroids: FileRef,
     pub ivf: FileRef,
     pub docs: FileRef,
@@ -159,6 +189,13 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<FileRef> {
         bytes: bytes.len() as u64,
         crc32: crc32fast::hash(bytes),
     })
+}
+
+/// Writes the id table of generation `g`.
+pub(crate) fn write_doc_table(dir: &Path, g: u64, table: &DocTable) -> Result<FileRef> {
+    let bytes = serde_json::to_vec(table)
+        .map_err(|e| IndexError::Invalid(format!("cannot serialise id table: {e}")))?;
+    write_file(dir, &format!("docs-g{g}.json"), &bytes)
 }
 
 /// Serialises a manifest with its header line.
@@ -233,9 +270,6 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             "header and body versions differ",
         ));
     }
-    // Manifests older than the field default it to the newest version.
-    let mut m = m;
-    m.build.format_version = version;
     Ok(m)
 }
 

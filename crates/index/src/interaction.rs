@@ -12,7 +12,7 @@
 //! (detected at run time) the same code is compiled for AVX2, and rows of up to 40
 //! columns (queries of up to 40 tokens) keep the running maxima in registers.
 
-use crate::plaid::{Code, Codes};
+use crate::codec::{Code, Codes};
 
 /// Row map of the pruned interaction: centroid `c` → `c` when kept, else the zero row.
 pub(crate) struct PrunedRows {

@@ -65,6 +65,7 @@ impl IvfLists {
     }
 
     /// The compact form.
+    #[cfg(test)]
     pub fn to_ivf(&self) -> Ivf {
         let mut offsets = Vec::with_capacity(self.lists.len() + 1);
         offsets.push(0);
@@ -203,17 +204,13 @@ impl Ivf {
         self.offsets.len().saturating_sub(1)
     }
 
-    /// True when there are no centroids.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Documents of centroid `c`, ascending.
     pub fn list(&self, c: usize) -> &[u32] {
         &self.docs[self.offsets[c]..self.offsets[c + 1]]
     }
 
     /// Total number of (centroid, document) entries.
+    #[cfg(test)]
     pub fn entries(&self) -> usize {
         self.docs.len()
     }

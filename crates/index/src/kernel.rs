@@ -20,14 +20,7 @@
 //!   (4 query rows x 2 panels per step, broadcast-FMA, no horizontal sums in the inner
 //!   loop); elsewhere a portable scalar kernel with the same semantics is used.
 
-/// Tokens per panel (one AVX2 register of f32).
-pub const LANES: usize = 8;
-
-/// Number of panels holding `n` tokens.
-#[inline]
-pub fn n_panels(n: usize) -> usize {
-    n.div_ceil(LANES)
-}
+pub use crate::panel::{n_panels, LANES};
 
 /// Appends row-major `tokens` (`n x dim`) to `out` in panel layout.
 pub fn pack_panels(tokens: &[f32], dim: usize, out: &mut Vec<f32>) {

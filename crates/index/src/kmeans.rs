@@ -28,6 +28,18 @@ pub fn sample_docs(n_docs: usize) -> usize {
     (s.floor() as usize).min(n_docs)
 }
 
+/// The documents (positions in `0..n_docs`, ascending) whose tokens train an index's
+/// centroids and codec: [`sample_docs`]`(n_docs)` of them drawn without replacement by a
+/// ChaCha8 generator seeded with `seed ^ 0x5eed`. The one sampling policy of index builds:
+/// the library's `build_index`, the CLI's streaming build and the benchmarks all use it,
+/// so the same corpus and seed give the same index whichever way it is built.
+pub fn sample_positions(n_docs: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut idx = sample(&mut rng, n_docs, sample_docs(n_docs)).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
 /// PLAID's K: `2^floor(log2(16·sqrt(total_tokens)))`, capped by the sample size and `cap`.
 pub fn num_centroids(total_tokens: usize, sample_tokens: usize, cap: usize) -> usize {
     let x = 16.0 * (total_tokens.max(1) as f64).sqrt();

@@ -10,23 +10,29 @@
 //!   the one [`IndexWriter`] per directory (readers keep their snapshot).
 //! - [`IdFilter`]: restricts any search to a subset of external ids.
 
+// Public: the API (re-exported below) and what tools outside the crate use (BM25,
+// kernels for benchmarks, the on-disk format for tests and tools, k-means sampling,
+// synthetic corpora, the writer protocol). Everything else is internal.
 pub mod bm25;
-pub mod build;
-pub mod codec;
+mod build;
+mod chunk;
+mod codec;
 pub mod error;
-pub mod exact;
-pub mod filter;
+mod exact;
+mod filter;
 pub mod format;
 mod interaction;
-pub mod ivf;
+mod ivf;
 pub mod kernel;
 pub mod kmeans;
-pub mod plaid;
+mod locks;
+mod panel;
+mod plaid;
 mod rerank8;
-pub mod search;
+mod search;
 mod simd;
 pub mod synthetic;
-pub mod update;
+mod update;
 pub mod writer;
 
 pub use build::{build_index, BuildConfig, IndexBuilder};
@@ -34,6 +40,6 @@ pub use error::{IndexError, Result};
 pub use exact::ExactIndex;
 pub use filter::IdFilter;
 pub use format::FORMAT_VERSION;
-pub use plaid::{IndexInfo, PlaidIndex};
+pub use plaid::{IndexInfo, PartBytes, PlaidIndex};
 pub use search::SearchParams;
 pub use writer::IndexWriter;

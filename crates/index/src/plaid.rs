@@ -16,102 +16,15 @@
 //! - Search is in `search.rs`, updates in `update.rs` (staged by the one writer of
 //!   `writer.rs`), building in `build.rs`.
 
-use crate::codec::ResidualCodec;
+use crate::codec::{Codes, ResidualCodec};
 use crate::error::{IndexError, Result};
-use crate::format::{self, as_u16s, as_u32s, ChunkRef, DocTable, Manifest};
+use crate::chunk::Chunk;
+use crate::format::{self, ChunkRef, DocTable, Manifest};
 use crate::ivf::Ivf;
 use crate::kernel::pack_panels;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// A centroid code as stored (u16 or u32).
-pub(crate) trait Code: Copy + Send + Sync {
-    fn idx(self) -> usize;
-}
-
-impl Code for u16 {
-    #[inline(always)]
-    fn idx(self) -> usize {
-        self as usize
-    }
-}
-
-impl Code for u32 {
-    #[inline(always)]
-    fn idx(self) -> usize {
-        self as usize
-    }
-}
-
-/// The centroid codes of some tokens, in their stored width.
-#[derive(Clone, Copy)]
-pub(crate) enum Codes<'a> {
-    U16(&'a [u16]),
-    U32(&'a [u32]),
-}
-
-impl<'a> Codes<'a> {
-    pub(crate) fn slice(&self, start: usize, end: usize) -> Codes<'a> {
-        match self {
-            Codes::U16(c) => Codes::U16(&c[start..end]),
-            Codes::U32(c) => Codes::U32(&c[start..end]),
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Codes::U16(c) => c.len(),
-            Codes::U32(c) => c.len(),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(crate) fn max(&self) -> Option<usize> {
-        match self {
-            Codes::U16(c) => c.iter().max().map(|&v| v as usize),
-            Codes::U32(c) => c.iter().max().map(|&v| v as usize),
-        }
-    }
-
-    pub(crate) fn to_u32(self) -> Vec<u32> {
-        match self {
-            Codes::U16(c) => c.iter().map(|&v| v as u32).collect(),
-            Codes::U32(c) => c.to_vec(),
-        }
-    }
-}
-
-/// One memory-mapped chunk file.
-pub(crate) struct Chunk {
-    pub(crate) map: memmap2::Mmap,
-    pub(crate) num_docs: usize,
-    pub(crate) num_tokens: usize,
-    pub(crate) code_bytes: usize,
-    /// Inverse norms of the chunk's reconstructed tokens, computed on first use by the
-    /// 8-bit rerank (4 bytes per token in memory, nothing on disk).
-    pub(crate) inv_norms: std::sync::OnceLock<Vec<f32>>,
-}
-
-impl Chunk {
-    pub(crate) fn doclens(&self) -> &[u32] {
-        as_u32s(&self.map[..4 * self.num_docs])
-    }
-    pub(crate) fn codes(&self) -> Codes<'_> {
-        let s = &self.map[4 * self.num_docs..4 * self.num_docs + self.code_bytes * self.num_tokens];
-        if self.code_bytes == 2 {
-            Codes::U16(as_u16s(s))
-        } else {
-            Codes::U32(as_u32s(s))
-        }
-    }
-    pub(crate) fn residuals(&self) -> &[u8] {
-        &self.map[4 * self.num_docs + self.code_bytes * self.num_tokens..]
-    }
-}
 
 /// Bytes of one part of an index and their share per stored token.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -190,7 +103,7 @@ impl PlaidIndex {
     /// collection removes them (see `writer.rs`); afterwards the snapshot stays valid
     /// whatever writers commit.
     pub fn open(dir: &Path) -> Result<Self> {
-        let _reading = crate::writer::lock_reader(dir)?;
+        let _reading = crate::locks::lock_reader(dir)?;
         let manifest = format::read_manifest(dir)?;
         let m = &manifest;
         let codec = ResidualCodec::new(
@@ -258,44 +171,12 @@ impl PlaidIndex {
                 "chunk does not follow the previous one",
             ));
         }
-        let cb = c.code_bytes as usize;
-        if cb != 4 && !(cb == 2 && self.manifest.format_version >= 2) {
-            return Err(IndexError::corrupt(
-                &path,
-                format!("{cb}-byte codes are not valid in this format version"),
-            ));
-        }
-        let map = format::map_checked(&self.dir, &c.file)?;
-        let (nd, nt) = (c.num_docs as usize, c.num_tokens as usize);
-        let want = 4 * nd + cb * nt + nt * self.codec.bytes_per_token();
-        if map.len() != want {
-            return Err(IndexError::corrupt(
-                &path,
-                format!("{} bytes, expected {want}", map.len()),
-            ));
-        }
-        let chunk = Chunk {
-            map,
-            num_docs: nd,
-            num_tokens: nt,
-            code_bytes: cb,
-            inv_norms: std::sync::OnceLock::new(),
-        };
-        if chunk
-            .codes()
-            .max()
-            .is_some_and(|c| c >= self.manifest.num_centroids)
-        {
-            return Err(IndexError::corrupt(&path, "centroid code out of range"));
-        }
-        let mut start = 0u64;
+        let chunk = Chunk::open(&self.dir, c, &self.manifest, self.codec.bytes_per_token())?;
         let ci = self.chunks.len() as u32;
+        let mut start = 0u64;
         for &len in chunk.doclens() {
             self.doc_loc.push((ci, start, len));
             start += len as u64;
-        }
-        if start != nt as u64 {
-            return Err(IndexError::corrupt(&path, "document lengths do not add up"));
         }
         self.chunks.push(chunk);
         Ok(())

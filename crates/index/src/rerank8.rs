@@ -22,7 +22,7 @@
 //! the portable reference with the same arithmetic.
 
 use crate::codec::ResidualCodec;
-use crate::plaid::{Code, Codes};
+use crate::codec::{Code, Codes};
 
 /// Query tokens per 512-bit lane group.
 const QL: usize = 16;

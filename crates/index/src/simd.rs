@@ -8,7 +8,7 @@
 //! query alias its last row and their results are discarded.
 #![cfg(target_arch = "x86_64")]
 
-use crate::kernel::{n_panels, LANES};
+use crate::panel::{n_panels, LANES};
 use std::arch::x86_64::*;
 
 /// Accumulates one panel against 4 query rows: returns 4 vectors of 8 dot products.

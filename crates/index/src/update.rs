@@ -22,7 +22,7 @@
 //!   take the writer lock (failing at once if another writer holds it), stage, commit,
 //!   and replace `self` with the new snapshot. On error `self` is unchanged.
 
-use crate::build::{flatten, write_chunk, Quantizer};
+use crate::chunk::{flatten, write_chunk, Quantizer};
 use crate::error::{IndexError, Result};
 use crate::format;
 use crate::kernel::pack_panels;
@@ -70,7 +70,7 @@ impl IndexWriter {
             expanded: false,
             chunks: Vec::new(),
         });
-        let cfg = &base.manifest.build;
+        let cfg = &base.manifest.settings;
         let g = self.generation;
         let seq = st.chunks.len();
 

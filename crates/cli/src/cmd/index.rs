@@ -1,8 +1,8 @@
 //! `colzero index build|add|delete|info`: PLAID indexes from the command line.
 //!
 //! Contract: `build` streams the corpus twice in bounded memory: the first pass counts the
-//! documents and keeps an evenly spaced sample (PLAID's sample size
-//! `1 + 16·sqrt(120·N)`), which is encoded to train centroids and codec; the second
+//! documents and keeps the library's seeded sample (`kmeans::sample_positions`, PLAID's
+//! size `1 + 16·sqrt(120·N)`), which is encoded to train centroids and codec; the second
 //! pass encodes and compresses `--chunk-docs` documents at a time. Documents can come
 //! from a model + corpus or from pre-computed embeddings (`--embeddings`, a safetensors
 //! store from `colzero encode`). `add` and `delete` keep external ids stable.
@@ -17,7 +17,7 @@ use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
 use colzero_core::{EmbeddingStore, MultiVector};
 use colzero_core::lock::Wait;
-use colzero_index::{kmeans::sample_docs, BuildConfig, IndexBuilder, IndexWriter, PlaidIndex};
+use colzero_index::{kmeans::sample_positions, BuildConfig, IndexBuilder, IndexWriter, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -203,7 +203,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
         (_, Some(e)) => {
             let store = EmbeddingStore::open(e)?;
             let n = store.len();
-            let picks = spaced(n, sample_docs(n));
+            let picks = sample_positions(n, cfg.seed);
             let s = picks
                 .iter()
                 .map(|&i| store.get(&store.ids()[i]))
@@ -220,7 +220,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
                 r?;
                 n += 1;
             }
-            let picks = spaced(n, sample_docs(n));
+            let picks = sample_positions(n, cfg.seed);
             let mut texts = Vec::with_capacity(picks.len());
             let mut next = picks.iter().peekable();
             for (i, r) in corpus::stream(corpus)?.enumerate() {
@@ -248,12 +248,6 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
         Ok(builder.add_chunk(ids, embs)?)
     })?;
     Ok(builder.finish()?)
-}
-
-/// `k` indices evenly spaced over `0..n`, ascending.
-fn spaced(n: usize, k: usize) -> Vec<usize> {
-    let k = k.min(n);
-    (0..k).map(|j| j * n / k.max(1)).collect()
 }
 
 fn for_each_chunk(
