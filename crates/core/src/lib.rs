@@ -17,6 +17,7 @@ pub mod hash;
 pub mod jsonl;
 pub mod lock;
 pub mod maxsim;
+pub mod pool;
 pub mod ranking;
 pub mod store;
 pub mod testing;

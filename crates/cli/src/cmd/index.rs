@@ -48,6 +48,10 @@ pub struct Source {
     /// (default: fail at once, naming the process).
     #[arg(long, value_name = "SECONDS")]
     pub wait: Option<f64>,
+    /// Token pooling: cluster each document's vectors (Ward, as PyLate) into about
+    /// 1/N as many, keeping the first; 1 = off. Applies to precomputed embeddings too.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pool_factor: u32,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -208,7 +212,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
                 .iter()
                 .map(|&i| store.get(&store.ids()[i]))
                 .collect::<colzero_core::Result<Vec<_>>>()?;
-            (n, s)
+            (n, pooled(source, s))
         }
         (Some(m), None) => {
             let corpus = source
@@ -231,7 +235,10 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
             }
             (
                 n,
-                m.encode(&texts, InputKind::Document, &source.encoder, ctx)?,
+                pooled(
+                    source,
+                    m.encode(&texts, InputKind::Document, &source.encoder, ctx)?,
+                ),
             )
         }
         (None, None) => bail!("give --model and --corpus, or --embeddings"),
@@ -275,7 +282,7 @@ fn for_each_chunk_with(
                 .iter()
                 .map(|id| store.get(id))
                 .collect::<colzero_core::Result<Vec<_>>>()?;
-            f(ids.to_vec(), &embs)?;
+            f(ids.to_vec(), &pooled(source, embs))?;
             pb.inc(ids.len() as u64);
         }
         pb.finish_and_clear();
@@ -288,7 +295,7 @@ fn for_each_chunk_with(
     let mut texts = Vec::with_capacity(chunk);
     let mut flush = |ids: &mut Vec<String>, texts: &mut Vec<String>| -> Result<()> {
         let embs = model.encode(texts, InputKind::Document, &source.encoder, ctx)?;
-        f(std::mem::take(ids), &embs)?;
+        f(std::mem::take(ids), &pooled(source, embs))?;
         texts.clear();
         Ok(())
     };
@@ -304,6 +311,16 @@ fn for_each_chunk_with(
         flush(&mut ids, &mut texts)?;
     }
     Ok(())
+}
+
+/// Documents after `--pool-factor` (PyLate's hierarchical pooling, first token kept).
+fn pooled(source: &Source, embs: Vec<MultiVector>) -> Vec<MultiVector> {
+    if source.pool_factor <= 1 {
+        return embs;
+    }
+    embs.iter()
+        .map(|e| colzero_core::pool::pool_tokens(e, source.pool_factor as usize, 1))
+        .collect()
 }
 
 /// Ids of an `--ids-file`: one per line, blank lines skipped, surrounding spaces trimmed;
