@@ -12,15 +12,17 @@
 //! itself; readers may call it too. Temp names carry the creating pid
 //! (`.colzero-<pid>-<random>.tmp`, see [`litter`]); the temps of dead processes in a
 //! destination directory are removed the first time a process writes there. Fault
-//! points: `fsutil.swap.staged` (new directory built, nothing swapped),
+//! points: `fsutil.write.synced` (temp file written, not yet renamed),
+//! `fsutil.swap.staged` (new directory built, nothing swapped),
 //! `fsutil.swap.aside` (fallback only: old moved aside, new not in place),
-//! `fsutil.swap.placed` (new in place, old not yet removed).
+//! `fsutil.swap.placed` (new in place, old not yet removed). `COLZERO_SWAP_FALLBACK=1`
+//! forces the two-rename fallback (for crash tests of that path).
 
 mod guard;
 pub mod litter;
 
 pub use guard::{
-    check_replaceable_dir, ensure_dir_output_not_input, ensure_output_not_input,
+    check_replaceable_dir, ensure_dir_output_not_input, ensure_not_part_of, ensure_output_not_input,
     is_missing_or_empty, resolve,
 };
 pub use litter::{clean_stale, pid_alive};
@@ -59,6 +61,7 @@ where
         .into_inner()
         .map_err(|e| CoreError::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| CoreError::io(path, e))?;
+    fault::point("fsutil.write.synced");
     // tempfile creates 0600 files; outputs are ordinary files (0644), shareable like any
     // file the user writes.
     #[cfg(unix)]
@@ -136,6 +139,9 @@ pub fn recover_dir(path: &Path) -> Result<bool> {
 #[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
     use std::ffi::CString;
+    if std::env::var_os("COLZERO_SWAP_FALLBACK").is_some_and(|v| v == "1") {
+        return Ok(false);
+    }
     use std::os::unix::ffi::OsStrExt;
     let ca = CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let cb = CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;

@@ -8,6 +8,8 @@
 //!   same device and inode (hard links). Inputs given as empty paths are skipped.
 //! - [`ensure_dir_output_not_input`]: the same for an output directory that is replaced
 //!   or cleared as a whole, which also must not contain any input.
+//! - [`ensure_not_part_of`]: an output that already exists inside an input model or
+//!   index directory is part of that input and is refused.
 //! - [`check_replaceable_dir`]`(flag, dir, recognise, what, force)`: a missing or empty
 //!   directory, or one `recognise` accepts as a previous output of this kind, may be
 //!   replaced; any other non-empty directory is refused unless `force`. A directory that
@@ -125,6 +127,30 @@ pub fn ensure_dir_output_not_input(
     Ok(())
 }
 
+/// Refuses an `output` that already exists inside one of the input directories `dirs`
+/// (a model or index folder: anything existing in it is part of it). New paths inside
+/// them are allowed.
+pub fn ensure_not_part_of(flag: &str, output: &Path, dirs: &[(&str, &Path)]) -> Result<()> {
+    if std::fs::symlink_metadata(output).is_err() {
+        return Ok(());
+    }
+    let out = resolve(output);
+    for (iflag, dir) in dirs {
+        if dir.as_os_str().is_empty() || !dir.is_dir() {
+            continue;
+        }
+        let d = resolve(dir);
+        if out != d && out.starts_with(&d) {
+            return Err(refuse(
+                flag,
+                output,
+                format!("is part of {iflag} {}", dir.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `dir` is missing or an empty directory.
 pub fn is_missing_or_empty(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {
@@ -219,6 +245,13 @@ mod tests {
         assert!(e.contains("contains --from"), "{e}");
         ensure_dir_output_not_input("--out", &d.join("m2"), &[("--from", &d.join("m"))])
             .unwrap();
+        let m = [("--model", d.join("m"))];
+        let m: Vec<(&str, &Path)> = m.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        let e = ensure_not_part_of("--output", &d.join("m/config.json"), &m)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("part of --model"), "{e}");
+        ensure_not_part_of("--output", &d.join("m/new.trec"), &m).unwrap();
     }
 
     #[test]
