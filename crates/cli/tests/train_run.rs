@@ -215,3 +215,50 @@ fn colzero_train_free_of_steps(ck: &Path) -> bool {
         .unwrap()
         .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("step-"))
 }
+
+fn one_stage_recipe(root: &Path, data: &Path) -> PathBuf {
+    support::beir(&root.join("beir"));
+    let model = repo_path("crates/model/tests/fixtures/tiny-bert-colbert");
+    let text = format!(
+        "name = \"one\"\n[eval]\ndatasets = [\"beir\"]\nbatch_size = 8\n\n[[stage]]\n\
+         name = \"s1\"\n[stage.model]\npath = \"{}\"\n[stage.data]\npath = \"{}\"\n\
+         negatives = 1\n[stage.loss]\ntemperature = 0.05\n[stage.optim]\nlr = 1e-3\n\
+         [stage.train]\nbatch_size = 2\nsteps = 2\nprogress = false\n",
+        s(&model),
+        s(data)
+    );
+    let p = root.join("recipe.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_pipeline_stage_killed_before_any_checkpoint_reruns_and_inputs_stay_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_stage(root, "");
+    let out = root.join("out");
+    // Training data inside the stage folder the pipeline trains into: refused first.
+    std::fs::create_dir_all(out.join("s1")).unwrap();
+    std::fs::copy(root.join("pairs.jsonl"), out.join("s1/pairs.jsonl")).unwrap();
+    let recipe = one_stage_recipe(root, &out.join("s1/pairs.jsonl"));
+    let e = support::fails(&["pipeline", s(&recipe), "--out", s(&out)]);
+    assert!(e.contains("stage folder `s1`") && e.contains("stage.s1.data.path"), "{e}");
+    std::fs::remove_dir_all(&out).unwrap();
+    // Killed while saving final/ (no checkpoint: checkpoint_every = 0): the rerun trains
+    // the stage again from step 0 in the same folder instead of refusing it.
+    let recipe = one_stage_recipe(root, &root.join("pairs.jsonl"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_colzero"))
+        .args(["--quiet", "pipeline", s(&recipe), "--out", s(&out)])
+        .env("COLZERO_FAULT", "fsutil.swap.staged")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9), "{}", err(&o));
+    let stage = out.join("s1");
+    assert!(stage.join("run.json").is_file() && !stage.join("final").exists());
+    support::ok(&["pipeline", s(&recipe), "--out", s(&out)]);
+    assert_eq!(steps(&stage), vec![1, 2]);
+    assert!(stage.join("final/modules.json").is_file());
+    assert_eq!(support::report(&out)["complete"], true);
+}

@@ -216,11 +216,19 @@ fn remove_outputs(out: &Path, ours: &[String]) -> Result<()> {
     for name in ours.iter().filter(|n| *n != RUN_FILE).chain(
         ours.iter().filter(|n| *n == RUN_FILE),
     ) {
+        // Renamed to a temp name first (atomic), so a kill while deleting leaves no
+        // half-deleted checkpoint under its real name; the temp goes with the next run.
         let p = out.join(name);
-        let r = if p.is_dir() {
-            std::fs::remove_dir_all(&p)
+        let trash = out.join(format!(
+            "{}overwrite-{name}{}",
+            fsutil::litter::temp_prefix(),
+            fsutil::litter::TEMP_SUFFIX
+        ));
+        std::fs::rename(&p, &trash).map_err(|e| colzero_core::CoreError::io(&p, e))?;
+        let r = if trash.is_dir() {
+            std::fs::remove_dir_all(&trash)
         } else {
-            std::fs::remove_file(&p)
+            std::fs::remove_file(&trash)
         };
         r.map_err(|e| colzero_core::CoreError::io(&p, e))?;
     }

@@ -250,6 +250,9 @@ pub fn check_outputs(recipe: &Recipe, out: &Path, data_dir: &Path) -> Result<()>
         colzero_core::fsutil::ensure_dir_output_not_input(what, dir, &inputs)
             .with_context(|| format!("{}: --out {}", recipe.path.display(), out.display()))?;
     }
+    for f in ["report.md", "report.json", "report.png"] {
+        colzero_core::fsutil::ensure_output_not_input(f, &out.join(f), &inputs)?;
+    }
     Ok(())
 }
 
