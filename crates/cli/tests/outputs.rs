@@ -57,7 +57,12 @@ fn killed_at(args: &[&str], fault: &str, env: &[(&str, &str)]) {
     e.extend_from_slice(env);
     let o = run(args, &e, None);
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(o.status.signal(), Some(9), "not killed at {fault}: {}", err(&o));
+    assert_eq!(
+        o.status.signal(),
+        Some(9),
+        "not killed at {fault}: {}",
+        err(&o)
+    );
 }
 
 fn names(d: &Path) -> Vec<String> {
@@ -81,7 +86,17 @@ fn tiny_colbert() -> PathBuf {
 }
 
 fn convert_args<'a>(from: &'a Path, out: &'a Path, seed: &'a str) -> Vec<&'a str> {
-    vec!["convert", "--from", s(from), "--out", s(out), "--dim", "8", "--seed", seed]
+    vec![
+        "convert",
+        "--from",
+        s(from),
+        "--out",
+        s(out),
+        "--dim",
+        "8",
+        "--seed",
+        seed,
+    ]
 }
 
 /// The projection weights of a converted checkpoint (differ by seed).
@@ -161,7 +176,11 @@ fn outputs_that_are_inputs_are_refused_and_inputs_survive() {
     };
     std::fs::create_dir(d.join("sub")).unwrap();
     std::fs::hard_link(&docs, d.join("link.jsonl")).unwrap();
-    for out in [docs.clone(), d.join("sub/../docs.jsonl"), d.join("link.jsonl")] {
+    for out in [
+        docs.clone(),
+        d.join("sub/../docs.jsonl"),
+        d.join("link.jsonl"),
+    ] {
         let a = enc(&out);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         refused(&a, &["--output", "--input"]);
@@ -178,7 +197,15 @@ fn outputs_that_are_inputs_are_refused_and_inputs_survive() {
     let q = d.join("q.jsonl");
     let qtext = "{\"id\":\"q1\",\"text\":\"purring pets\"}\n";
     std::fs::write(&q, qtext).unwrap();
-    let search = ["search", "--model", s(&model), "--embeddings", s(&emb), "--queries", s(&q)];
+    let search = [
+        "search",
+        "--model",
+        s(&model),
+        "--embeddings",
+        s(&emb),
+        "--queries",
+        s(&q),
+    ];
     let mut a = search.to_vec();
     a.extend(["--output", s(&q)]);
     refused(&a, &["--output", "--queries"]);
@@ -192,7 +219,15 @@ fn outputs_that_are_inputs_are_refused_and_inputs_survive() {
     std::fs::write(&qrels, "query-id\tcorpus-id\tscore\nq1\td1\t1\n").unwrap();
     let run_text = std::fs::read_to_string(&run_file).unwrap();
     refused(
-        &["metrics", "--qrels", s(&qrels), "--run", s(&run_file), "--output", s(&run_file)],
+        &[
+            "metrics",
+            "--qrels",
+            s(&qrels),
+            "--run",
+            s(&run_file),
+            "--output",
+            s(&run_file),
+        ],
         &["--output", "--run"],
     );
     assert_eq!(std::fs::read_to_string(&run_file).unwrap(), run_text);
@@ -207,10 +242,25 @@ fn outputs_that_are_inputs_are_refused_and_inputs_survive() {
     assert_eq!(std::fs::read_to_string(&corpus).unwrap(), ctext);
     // data mine --out equal to the dataset's queries file
     std::fs::create_dir_all(d.join("qrels")).unwrap();
-    std::fs::write(d.join("queries.jsonl"), "{\"_id\":\"q1\",\"text\":\"pets\"}\n").unwrap();
-    std::fs::write(d.join("qrels/train.tsv"), "query-id\tcorpus-id\tscore\nq1\ta\t1\n").unwrap();
+    std::fs::write(
+        d.join("queries.jsonl"),
+        "{\"_id\":\"q1\",\"text\":\"pets\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("qrels/train.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\ta\t1\n",
+    )
+    .unwrap();
     refused(
-        &["data", "mine", "--dataset", s(d), "--out", s(&d.join("queries.jsonl"))],
+        &[
+            "data",
+            "mine",
+            "--dataset",
+            s(d),
+            "--out",
+            s(&d.join("queries.jsonl")),
+        ],
         &["--out", "--dataset"],
     );
     // eval --output whose run.trec is an input (--embeddings named run.trec here)
@@ -269,7 +319,14 @@ fn a_convert_killed_mid_swap_leaves_a_whole_checkpoint_and_no_litter() {
     std::fs::write(&docs, "{\"id\":\"d\",\"text\":\"cats\"}\n").unwrap();
     let emb = root.join("d.safetensors");
     ok(&[
-        "encode", "--model", s(&out), "--input", s(&docs), "--kind", "document", "--output",
+        "encode",
+        "--model",
+        s(&out),
+        "--input",
+        s(&docs),
+        "--kind",
+        "document",
+        "--output",
         s(&emb),
     ]);
     assert_eq!(head(&out), third, "the previous checkpoint is back");
@@ -290,8 +347,15 @@ fn a_killed_encode_leaves_a_temp_that_the_next_run_removes() {
     let out = out_dir.join("e.safetensors");
     let model = tiny_colbert();
     let args = [
-        "encode", "--model", s(&model), "--input", s(&docs), "--kind", "document",
-        "--output", s(&out),
+        "encode",
+        "--model",
+        s(&model),
+        "--input",
+        s(&docs),
+        "--kind",
+        "document",
+        "--output",
+        s(&out),
     ];
     killed_at(&args, "fsutil.write.synced", &[]);
     let l = litter(&out_dir);

@@ -15,7 +15,9 @@ use support::{colzero, repo_path, s};
 fn write_stage(dir: &Path, extra: &str) -> PathBuf {
     let pairs = dir.join("pairs.jsonl");
     if !pairs.exists() {
-        let words = ["apple", "river", "stone", "music", "paper", "cloud", "green", "house"];
+        let words = [
+            "apple", "river", "stone", "music", "paper", "cloud", "green", "house",
+        ];
         let mut t = String::new();
         for i in 0..12 {
             let w = |k: usize| words[(i * 3 + k) % words.len()];
@@ -109,7 +111,10 @@ fn a_used_out_is_refused_and_overwrite_starts_over() {
         &train(&cfg, &other, &["--overwrite"]),
         &["not from a training run", "notes.md"],
     );
-    assert_eq!(std::fs::read_to_string(other.join("notes.md")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.md")).unwrap(),
+        "mine"
+    );
     assert!(!other.join("metrics.jsonl").exists());
     // --out whose config.toml would overwrite the --config given: refused, kept.
     let own = tmp.path().join("own");
@@ -211,9 +216,12 @@ fn a_run_killed_while_checkpointing_resumes_without_litter() {
 
 /// No complete `step-*` checkpoint in `ck`.
 fn colzero_train_free_of_steps(ck: &Path) -> bool {
-    std::fs::read_dir(ck)
-        .unwrap()
-        .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("step-"))
+    std::fs::read_dir(ck).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("step-")
+    })
 }
 
 fn one_stage_recipe(root: &Path, data: &Path) -> PathBuf {
@@ -243,7 +251,10 @@ fn a_pipeline_stage_killed_before_any_checkpoint_reruns_and_inputs_stay_outside(
     std::fs::copy(root.join("pairs.jsonl"), out.join("s1/pairs.jsonl")).unwrap();
     let recipe = one_stage_recipe(root, &out.join("s1/pairs.jsonl"));
     let e = support::fails(&["pipeline", s(&recipe), "--out", s(&out)]);
-    assert!(e.contains("stage folder `s1`") && e.contains("stage.s1.data.path"), "{e}");
+    assert!(
+        e.contains("stage folder `s1`") && e.contains("stage.s1.data.path"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
     // Killed while saving final/ (no checkpoint: checkpoint_every = 0): the rerun trains
     // the stage again from step 0 in the same folder instead of refusing it.

@@ -22,8 +22,8 @@ mod guard;
 pub mod litter;
 
 pub use guard::{
-    check_replaceable_dir, ensure_dir_output_not_input, ensure_not_part_of, ensure_output_not_input,
-    is_missing_or_empty, resolve,
+    check_replaceable_dir, ensure_dir_output_not_input, ensure_not_part_of,
+    ensure_output_not_input, is_missing_or_empty, resolve,
 };
 pub use litter::{clean_stale, pid_alive};
 
@@ -309,10 +309,8 @@ mod tests {
         assert!(recover_dir(&p).unwrap());
         assert_eq!(std::fs::read(p.join("state.json")).unwrap(), b"old");
         // the staged leftover goes with the next write into that folder
-        atomic_dir::<_, CoreError>(&d.join("other"), |t| {
-            atomic_write_bytes(&t.join("x"), b"1")
-        })
-        .unwrap();
+        atomic_dir::<_, CoreError>(&d.join("other"), |t| atomic_write_bytes(&t.join("x"), b"1"))
+            .unwrap();
         assert_eq!(names(d), vec!["other".to_string(), "step-3".into()]);
         // a swap that completed but was killed before removing the old copy
         std::fs::create_dir(&old).unwrap();

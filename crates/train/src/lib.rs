@@ -39,8 +39,8 @@ pub use error::{Result, TrainError};
 pub use loss::{Contrastive, Distillation, Temperature};
 pub use metrics::Summary;
 pub use recipe::Recipe;
-pub use scores::MaskMode;
 pub use run::RunOptions;
+pub use scores::MaskMode;
 pub use trainer::{run_stage, run_stage_with};
 
 /// The full default stage configuration as TOML (for `colzero train --print-config`).

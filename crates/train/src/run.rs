@@ -213,9 +213,11 @@ fn list(out: &Path, keep: &[String]) -> Result<(Vec<String>, Vec<String>)> {
 
 fn remove_outputs(out: &Path, ours: &[String]) -> Result<()> {
     // run.json last: a folder cut short while clearing is still recognised as a run.
-    for name in ours.iter().filter(|n| *n != RUN_FILE).chain(
-        ours.iter().filter(|n| *n == RUN_FILE),
-    ) {
+    for name in ours
+        .iter()
+        .filter(|n| *n != RUN_FILE)
+        .chain(ours.iter().filter(|n| *n == RUN_FILE))
+    {
         // Renamed to a temp name first (atomic), so a kill while deleting leaves no
         // half-deleted checkpoint under its real name; the temp goes with the next run.
         let p = out.join(name);
@@ -290,7 +292,11 @@ pub fn open(cfg: &StageConfig, out: &Path, opts: &RunOptions) -> Result<RunGuard
                     ),
                 ));
             }
-            tracing::warn!("--overwrite: deleting {} in {}", ours.join(", "), out.display());
+            tracing::warn!(
+                "--overwrite: deleting {} in {}",
+                ours.join(", "),
+                out.display()
+            );
             remove_outputs(out, &ours)?;
         }
         write_record(

@@ -220,7 +220,10 @@ pub fn check_outputs(recipe: &Recipe, out: &Path, data_dir: &Path) -> Result<()>
                     .collect(),
                 _ => Vec::new(),
             };
-            for v in vals.into_iter().filter(|v| reference(Path::new(v)).is_none()) {
+            for v in vals
+                .into_iter()
+                .filter(|v| reference(Path::new(v)).is_none())
+            {
                 inputs.push((format!("prepare.{}.{key}", p.name), PathBuf::from(v)));
             }
         }
@@ -232,7 +235,10 @@ pub fn check_outputs(recipe: &Recipe, out: &Path, data_dir: &Path) -> Result<()>
         if reference(&s.data.path).is_none() {
             inputs.push((format!("stage.{}.data.path", s.name), s.data.path.clone()));
         }
-        inputs.push((format!("stage.{}.eval.beir_dir", s.name), s.eval.beir_dir.clone()));
+        inputs.push((
+            format!("stage.{}.eval.beir_dir", s.name),
+            s.eval.beir_dir.clone(),
+        ));
     }
     let inputs: Vec<(&str, &Path)> = inputs
         .iter()
@@ -241,10 +247,18 @@ pub fn check_outputs(recipe: &Recipe, out: &Path, data_dir: &Path) -> Result<()>
     let mut outputs: Vec<(String, PathBuf)> = recipe
         .stage
         .iter()
-        .map(|s| (format!("stage folder `{}`", s.name), Recipe::stage_dir(out, &s.name)))
+        .map(|s| {
+            (
+                format!("stage folder `{}`", s.name),
+                Recipe::stage_dir(out, &s.name),
+            )
+        })
         .collect();
     for p in &recipe.prepare {
-        outputs.push((format!("prepare output `{}`", p.name), data_dir.join(&p.name)));
+        outputs.push((
+            format!("prepare output `{}`", p.name),
+            data_dir.join(&p.name),
+        ));
     }
     for (what, dir) in &outputs {
         colzero_core::fsutil::ensure_dir_output_not_input(what, dir, &inputs)

@@ -243,8 +243,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("contains --from"), "{e}");
-        ensure_dir_output_not_input("--out", &d.join("m2"), &[("--from", &d.join("m"))])
-            .unwrap();
+        ensure_dir_output_not_input("--out", &d.join("m2"), &[("--from", &d.join("m"))]).unwrap();
         let m = [("--model", d.join("m"))];
         let m: Vec<(&str, &Path)> = m.iter().map(|(f, p)| (*f, p.as_path())).collect();
         let e = ensure_not_part_of("--output", &d.join("m/config.json"), &m)

@@ -190,7 +190,10 @@ pub(crate) mod tests {
                 name: "step-00000003"
             })
         );
-        assert_eq!(parse(".colzero-77-aB3xYz.tmp"), Some(TempName::Owned { pid: 77 }));
+        assert_eq!(
+            parse(".colzero-77-aB3xYz.tmp"),
+            Some(TempName::Owned { pid: 77 })
+        );
         assert_eq!(parse(".colzero-aB3xYz.tmp"), Some(TempName::Legacy));
         assert_eq!(parse(".colzero-123456"), Some(TempName::Legacy));
         assert_eq!(parse(".colzero-train.lock"), None);
