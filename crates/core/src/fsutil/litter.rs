@@ -211,7 +211,7 @@ pub(crate) mod tests {
         // pid 1 (init) is alive for as long as the system runs.
         for n in [
             format!(".colzero-{dead}-aaaaaa.tmp"),
-            format!(".colzero-1-bbbbbb.tmp"),
+            ".colzero-1-bbbbbb.tmp".to_string(),
             format!(".colzero-{mine}-cccccc.tmp"),
             ".colzero-legacy.tmp".to_string(),
             "keep.txt".to_string(),
