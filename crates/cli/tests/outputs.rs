@@ -1,7 +1,8 @@
 //! Outputs never destroy inputs, directory swaps survive kills, killed runs leave no
 //! litter (issue 16), through the `colzero` binary:
 //! - `convert --out` refuses a non-empty folder that is not a ColBERT checkpoint (unless
-//!   `--force`), the current directory, and `--from` itself;
+//!   `--force`), the current directory, and `--from` itself; so does `data teacher --out`
+//!   for a folder that is not a KD directory;
 //! - an output equal to an input (same path, `..` spelling, hard link) is refused for
 //!   encode, search, metrics, data pairs, data mine, eval and convert — input untouched;
 //! - a process killed (`COLZERO_FAULT`) mid-swap or mid-write leaves a whole directory
@@ -149,6 +150,29 @@ fn convert_refuses_foreign_folders_the_cwd_and_its_input() {
     assert!(err(&o).contains("current directory"), "{}", err(&o));
     assert_eq!(names(&cwd), vec!["notes.txt".to_string()]);
     assert_eq!(litter(root), Vec::<String>::new());
+    // data teacher --out is replaced whole too: a foreign folder is refused, kept.
+    let triplets = root.join("t.jsonl");
+    std::fs::write(
+        &triplets,
+        "{\"query\":\"q\",\"positive\":\"p\",\"negatives\":[\"n\"]}\n",
+    )
+    .unwrap();
+    refused(
+        &[
+            "data",
+            "teacher",
+            "--model",
+            s(&tiny_colbert()),
+            "--triplets",
+            s(&triplets),
+            "--n-ways",
+            "2",
+            "--out",
+            s(&cwd),
+        ],
+        &["--out", "not a KD directory", "--force"],
+    );
+    assert_eq!(names(&cwd), vec!["notes.txt".to_string()]);
 }
 
 #[test]
