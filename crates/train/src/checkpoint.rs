@@ -6,11 +6,14 @@
 //! ([`TrainState`]: step, data position, dropout RNG state, loss history). The directory
 //! is built in a temp folder and renamed into place ([`colzero_core::fsutil::atomic_dir`]),
 //! so a crash never leaves a half-written checkpoint; `state.json` is written last and a
-//! directory without it is ignored by [`latest`]. Only the newest `keep` are kept.
+//! directory without it is ignored by [`latest`]. Only the newest `keep` are kept; older
+//! ones are renamed to a temp name before they are deleted, so a kill while pruning never
+//! leaves a half-deleted `step-*` folder.
 
 use crate::config::TrainState;
 use crate::optim::{AdamW, Params, TensorView};
 use crate::{Result, TrainError};
+use colzero_core::fsutil;
 use colzero_model::ColBERT;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -93,8 +96,17 @@ pub fn save(
     if keep > 0 {
         let mut all = list(out)?;
         while all.len() > keep {
-            let (_, old) = all.remove(0);
-            let _ = std::fs::remove_dir_all(old);
+            let (step, old) = all.remove(0);
+            // Renamed out of the `step-*` namespace first: a kill while deleting must not
+            // leave a half-deleted folder that still looks like a checkpoint.
+            let trash = dir_of(out).join(format!(
+                "{}prune-{step}{}",
+                fsutil::litter::temp_prefix(),
+                fsutil::litter::TEMP_SUFFIX
+            ));
+            if std::fs::rename(&old, &trash).is_ok() {
+                let _ = std::fs::remove_dir_all(trash);
+            }
         }
     }
     Ok(dir)

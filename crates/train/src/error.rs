@@ -42,6 +42,10 @@ pub enum TrainError {
     /// A checkpoint or optimiser state cannot be resumed from.
     #[error("{path}: cannot resume: {reason}")]
     Resume { path: PathBuf, reason: String },
+    /// The output folder cannot be used as asked (another process holds it, it holds
+    /// another run or foreign files, or the configuration changed on resume).
+    #[error("{path}: {reason}")]
+    Output { path: PathBuf, reason: String },
     /// Any other invalid argument.
     #[error("{0}")]
     Invalid(String),

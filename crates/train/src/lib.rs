@@ -7,7 +7,8 @@
 //! `clip_grad_norm_` and HF's LR schedules; [`data`] streams multi-source pairs/triplets
 //! and PyLate KD data with a resumable seeded sampler; [`config`] is the stage TOML;
 //! [`trainer::run_stage`] runs a stage with checkpoints, resume, evaluation, metrics, plot
-//! and a PyLate-layout final checkpoint; [`recipe`] is the multi-stage pipeline recipe.
+//! and a PyLate-layout final checkpoint ([`run`]: one run per output folder, locked, its
+//! configuration checked on resume); [`recipe`] is the multi-stage pipeline recipe.
 //!
 //! ```no_run
 //! # fn main() -> colzero_train::Result<()> {
@@ -27,6 +28,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod recipe;
+pub mod run;
 pub mod schedule;
 pub mod scores;
 pub mod step;
@@ -37,8 +39,9 @@ pub use error::{Result, TrainError};
 pub use loss::{Contrastive, Distillation, Temperature};
 pub use metrics::Summary;
 pub use recipe::Recipe;
+pub use run::RunOptions;
 pub use scores::MaskMode;
-pub use trainer::run_stage;
+pub use trainer::{run_stage, run_stage_with};
 
 /// The full default stage configuration as TOML (for `colzero train --print-config`).
 pub fn print_config() -> String {

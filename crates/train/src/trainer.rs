@@ -1,6 +1,8 @@
 //! The training loop of one stage: `run_stage(cfg, out, resume)`.
 //!
-//! Contract: writes under `out/`: `config.toml` (the resolved config), `metrics.jsonl`
+//! Contract: the output folder is opened through [`crate::run::open`] first (exclusive
+//! lock for the whole run, a fresh folder unless resuming or overwriting, the
+//! configuration checked against the run's on resume). Writes under `out/`: `config.toml` (the resolved config), `metrics.jsonl`
 //! (one line per optimiser step and per evaluation), `checkpoints/step-N/` every
 //! `train.checkpoint_every` steps (see [`crate::checkpoint`]), `final/` (PyLate layout,
 //! `ColBERT::save`), `plot.svg` (loss and LR) and `summary.json`.
@@ -21,6 +23,7 @@ use crate::evalhook::EvalSet;
 use crate::loss::{Contrastive, Distillation, Temperature};
 use crate::metrics::{self, EvalRecord, StepRecord, Summary};
 use crate::optim::{AdamW, Grads, Params};
+use crate::run::RunOptions;
 use crate::schedule::Schedule;
 use crate::step::{micro_step, Batch, StageLoss};
 use crate::{Result, TrainError};
@@ -108,17 +111,31 @@ fn progress(total: usize, start: usize, show: bool) -> indicatif::ProgressBar {
     pb
 }
 
-/// Runs one training stage (see module docs).
+/// Runs one training stage (see module docs): [`run_stage_with`] with only `resume` set.
 pub fn run_stage(cfg: &StageConfig, out: &Path, resume: bool) -> Result<Summary> {
+    run_stage_with(
+        cfg,
+        out,
+        &RunOptions {
+            resume,
+            ..RunOptions::default()
+        },
+    )
+}
+
+/// Runs one training stage into `out` as `run` says (see [`crate::run`]: lock, fresh
+/// folder or `--overwrite`, configuration check on resume).
+pub fn run_stage_with(cfg: &StageConfig, out: &Path, run: &RunOptions) -> Result<Summary> {
     let t0 = Instant::now();
-    std::fs::create_dir_all(out).map_err(|e| colzero_core::CoreError::io(out, e))?;
+    let guard = crate::run::open(cfg, out, run)?;
+    let resume = run.resume;
     let opts = load_options(cfg);
     let ckpt = if resume {
         checkpoint::latest(out)?
     } else {
         None
     };
-    if resume && ckpt.is_none() {
+    if resume && ckpt.is_none() && guard.had_run {
         tracing::warn!(
             "--resume: no checkpoint under {}, starting fresh",
             out.display()
@@ -381,5 +398,6 @@ pub fn run_stage(cfg: &StageConfig, out: &Path, resume: bool) -> Result<Summary>
     let json =
         serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Invalid(e.to_string()))?;
     colzero_core::fsutil::atomic_write_bytes(&out.join("summary.json"), &json)?;
+    drop(guard);
     Ok(summary)
 }

@@ -29,7 +29,9 @@
 //!   distinct documents) and every score divided by `--temperature`; the share of rows
 //!   whose positive the teacher ranks first is printed.
 //! - Every output is written atomically (a file, or the whole KD directory); bad input
-//!   fails with `file:line` and a non-zero exit, leaving no output.
+//!   fails with `file:line` and a non-zero exit, leaving no output. An output that is
+//!   one of the command's inputs is refused before any work; `teacher --out` must be new,
+//!   empty or a KD directory (`--force` replaces any other folder).
 
 mod mine;
 mod teacher;
@@ -206,6 +208,11 @@ fn run_pairs(args: PairsArgs, ctx: &Ctx) -> Result<()> {
     } else {
         args.corpus.clone()
     };
+    colzero_core::fsutil::ensure_output_not_input(
+        "--out",
+        &args.out,
+        &[("--corpus", &args.corpus), ("--corpus", &path)],
+    )?;
     let pb = counter(ctx, "reading corpus");
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut seen = HashSet::new();

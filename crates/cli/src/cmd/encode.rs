@@ -1,10 +1,12 @@
 //! `colzero encode`: JSONL `{"id","text"}` in, safetensors multi-vectors out.
 //!
 //! Contract: the output holds one F32 `[tokens, dim]` tensor per input line, named by its
-//! id, plus metadata (`colzero.kind`, `colzero.model`). Written atomically.
+//! id, plus metadata (`colzero.kind`, `colzero.model`). Written atomically; an output that
+//! is `--input` or `--model` (or a file inside the model) is refused before any work.
 
 use super::{read_id_texts, write_store, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::Result;
+use colzero_core::fsutil;
 use colzero_model::InputKind;
 use std::path::PathBuf;
 
@@ -48,6 +50,9 @@ pub struct Args {
 
 /// Runs `colzero encode`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    let inputs = [("--input", args.input.as_path()), ("--model", &args.model)];
+    fsutil::ensure_output_not_input("--output", &args.output, &inputs)?;
+    fsutil::ensure_not_part_of("--output", &args.output, &inputs[1..])?;
     let recs = read_id_texts(&args.input)?;
     let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
     let texts: Vec<String> = recs.iter().map(|r| r.text.clone()).collect();

@@ -9,7 +9,8 @@
 //! It then writes OUT_DIR/metrics.json (keys such as "ndcg@10"), OUT_DIR/run.trec and
 //! OUT_DIR/eval.json (settings and wall times); with `--save-embeddings`, also
 //! OUT_DIR/documents.safetensors and OUT_DIR/queries.safetensors (reusable by
-//! `colzero index build --embeddings`).
+//! `colzero index build --embeddings`). An output file that would replace an input (the
+//! embeddings, a dataset file, anything in the model or index folder) is refused first.
 
 use super::{write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
 use anyhow::{Context, Result};
@@ -67,6 +68,7 @@ pub struct Args {
 
 /// Runs `colzero eval`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    check_outputs(&args)?;
     let metrics = Metric::parse_list(&args.metrics)?;
     let policies = Policy::parse_list(&args.policy)?;
     let t0 = Instant::now();
@@ -180,6 +182,33 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
 }
 
 /// The corpus's document multi-vectors, in corpus order, from a store written earlier.
+/// Refuses an output file of OUT_DIR that is one of the inputs or part of the model or
+/// index folder, before any work.
+fn check_outputs(args: &Args) -> Result<()> {
+    let none = Path::new("");
+    let inputs = [
+        ("--model", args.model.as_path()),
+        ("--index", args.index.as_deref().unwrap_or(none)),
+        ("--dataset", args.dataset.as_path()),
+        ("--embeddings", args.embeddings.as_deref().unwrap_or(none)),
+    ];
+    let mut files = vec!["metrics.json", "run.trec", "eval.json"];
+    if args.save_embeddings {
+        files.push("queries.safetensors");
+        if args.embeddings.is_none() {
+            files.push("documents.safetensors");
+        }
+    }
+    for f in files {
+        let out = args.output.join(f);
+        let flag = format!("--output (its {f})");
+        fsutil::ensure_output_not_input(&flag, &out, &inputs)?;
+        fsutil::ensure_not_part_of(&flag, &out, &inputs[..2])?;
+    }
+    fsutil::ensure_output_not_input("--output", &args.output, &inputs[..2])?;
+    Ok(())
+}
+
 fn load_documents(path: &Path, ds: &BeirDataset) -> Result<Vec<MultiVector>> {
     let store = EmbeddingStore::open(path)?;
     let mut by_id: std::collections::HashMap<String, MultiVector> =

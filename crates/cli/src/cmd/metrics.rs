@@ -2,7 +2,8 @@
 //!
 //! Contract: reads qrels (BEIR TSV with header, or TREC `qid 0 docid rel`) and a TREC run,
 //! applies the named policies, prints a table and optionally writes the JSON report
-//! (aggregate keys such as "ndcg@10"; per-query values with `--per-query`).
+//! (aggregate keys such as "ndcg@10"; per-query values with `--per-query`), which may not
+//! be `--qrels` or `--run`.
 
 use super::Ctx;
 use anyhow::{Context, Result};
@@ -41,6 +42,13 @@ pub struct Args {
 
 /// Runs `colzero metrics`.
 pub fn run(args: Args, _ctx: &Ctx) -> Result<()> {
+    if let Some(out) = &args.output {
+        colzero_core::fsutil::ensure_output_not_input(
+            "--output",
+            out,
+            &[("--qrels", &args.qrels), ("--run", &args.run)],
+        )?;
+    }
     let qrels = Qrels::read(&args.qrels)?;
     let mut run = read_run(&args.run)?;
     apply_policies(&mut run, &Policy::parse_list(&args.policy)?);

@@ -109,6 +109,8 @@ impl AnyEncoder {
     /// Loads `model` in the given mode.
     pub fn load(model: &std::path::Path, mode: Mode, args: &EncoderArgs) -> anyhow::Result<Self> {
         use anyhow::Context;
+        // A model folder whose replacement was cut short by a kill is put back first.
+        colzero_core::fsutil::recover_dir(model)?;
         let opts = args.load_options();
         Ok(match resolve_mode(model, mode) {
             Mode::Dense => AnyEncoder::Dense(Box::new(

@@ -3,11 +3,12 @@
 //!
 //! Contract: queries come from `--query TEXT` (printed as a ranked list) or from
 //! `--queries FILE.jsonl` (`{"id","text"}`; written as a TREC run to `--output`, or
-//! printed). Ids are the store's tensor names.
+//! printed). Ids are the store's tensor names. An `--output` that is one of the inputs (or
+//! a file inside the model or index) is refused before any work.
 
 use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
 use anyhow::{bail, Result};
-use colzero_core::{EmbeddingStore, Run};
+use colzero_core::{fsutil, EmbeddingStore, Run};
 use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::PathBuf;
@@ -47,6 +48,17 @@ pub struct Args {
 
 /// Runs `colzero search`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    if let Some(out) = &args.output {
+        let none = std::path::Path::new("");
+        let inputs = [
+            ("--model", args.model.as_path()),
+            ("--index", args.index.as_deref().unwrap_or(none)),
+            ("--queries", args.queries.as_deref().unwrap_or(none)),
+            ("--embeddings", args.embeddings.as_deref().unwrap_or(none)),
+        ];
+        fsutil::ensure_output_not_input("--output", out, &inputs)?;
+        fsutil::ensure_not_part_of("--output", out, &inputs[..2])?;
+    }
     let (ids, texts): (Vec<String>, Vec<String>) = match (&args.query, &args.queries) {
         (Some(q), None) => (vec!["query".to_string()], vec![q.clone()]),
         (None, Some(p)) => read_id_texts(p)?

@@ -3,7 +3,8 @@
 //!
 //! Contract (`run(recipe, OUT, opts)`):
 //! - Before anything runs: the recipe validates (`colzero_train::Recipe`), every prepare
-//!   step's options parse ([`prepare::plan`]), every input path exists, and the prompt /
+//!   step's options parse ([`prepare::plan`]), every input path exists and lies outside
+//!   the folders the pipeline writes ([`check_outputs`]), and the prompt /
 //!   length alignment is checked ([`align::check`]): misalignments are warnings citing
 //!   the paper, or an error with `strict` (option or recipe `strict = true`).
 //! - Prepare steps run in recipe order into `DATA/<name>/` (`DATA` =
@@ -201,6 +202,74 @@ pub fn preflight(
     Ok(planned)
 }
 
+/// Refuses a recipe whose input paths (the recipe itself, models, data, datasets,
+/// prepare inputs) lie in a folder the pipeline replaces or trains into: a stage folder
+/// `OUT/<stage>` or a prepare output `DATA/<name>`.
+pub fn check_outputs(recipe: &Recipe, out: &Path, data_dir: &Path) -> Result<()> {
+    let mut inputs: Vec<(String, PathBuf)> = vec![("the recipe".into(), recipe.path.clone())];
+    for d in recipe.all_datasets() {
+        inputs.push(("eval.datasets".into(), d));
+    }
+    for p in &recipe.prepare {
+        for key in colzero_train::recipe::PREPARE_PATH_KEYS {
+            let vals: Vec<String> = match p.options.get(key) {
+                Some(toml::Value::String(s)) => vec![s.clone()],
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for v in vals
+                .into_iter()
+                .filter(|v| reference(Path::new(v)).is_none())
+            {
+                inputs.push((format!("prepare.{}.{key}", p.name), PathBuf::from(v)));
+            }
+        }
+    }
+    for (i, s) in recipe.stage.iter().enumerate() {
+        if recipe.source_stage(i).is_none() {
+            inputs.push((format!("stage.{}.model.path", s.name), s.model.path.clone()));
+        }
+        if reference(&s.data.path).is_none() {
+            inputs.push((format!("stage.{}.data.path", s.name), s.data.path.clone()));
+        }
+        inputs.push((
+            format!("stage.{}.eval.beir_dir", s.name),
+            s.eval.beir_dir.clone(),
+        ));
+    }
+    let inputs: Vec<(&str, &Path)> = inputs
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.as_path()))
+        .collect();
+    let mut outputs: Vec<(String, PathBuf)> = recipe
+        .stage
+        .iter()
+        .map(|s| {
+            (
+                format!("stage folder `{}`", s.name),
+                Recipe::stage_dir(out, &s.name),
+            )
+        })
+        .collect();
+    for p in &recipe.prepare {
+        outputs.push((
+            format!("prepare output `{}`", p.name),
+            data_dir.join(&p.name),
+        ));
+    }
+    for (what, dir) in &outputs {
+        colzero_core::fsutil::ensure_dir_output_not_input(what, dir, &inputs)
+            .with_context(|| format!("{}: --out {}", recipe.path.display(), out.display()))?;
+    }
+    for f in ["report.md", "report.json", "report.png"] {
+        colzero_core::fsutil::ensure_output_not_input(f, &out.join(f), &inputs)?;
+    }
+    Ok(())
+}
+
 /// Runs a loaded recipe into `out` (see module docs).
 pub fn run_recipe(recipe: &Recipe, out: &Path, opts: &PipelineOptions) -> Result<PipelineReport> {
     let shared = opts.shared_dir.clone().unwrap_or_else(|| out.to_path_buf());
@@ -211,6 +280,7 @@ pub fn run_recipe(recipe: &Recipe, out: &Path, opts: &PipelineOptions) -> Result
         }
     }
     let planned = preflight(recipe, &data_dir, opts.strict)?;
+    check_outputs(recipe, out, &data_dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ctx = Ctx { quiet: opts.quiet };
     // prepare steps no stage uses run now; the others just before their first stage
@@ -351,7 +421,14 @@ fn run_one_stage(
         }
         .write(&marker_path)?;
         let t = Instant::now();
-        let summary = colzero_train::run_stage(&cfg, dir, resume)
+        // Always `resume`: a stage folder holds only this stage's run (its marker says so),
+        // and the trainer starts from step 0 when there is no checkpoint yet.
+        let run = colzero_train::RunOptions {
+            resume: true,
+            keep: vec!["pipeline-stage.json".into(), "eval-*".into()],
+            ..Default::default()
+        };
+        let summary = colzero_train::run_stage_with(&cfg, dir, &run)
             .with_context(|| format!("training stage `{}`", s.name))?;
         train_seconds += t.elapsed().as_secs_f64();
         let finished = final_dir.join("modules.json").is_file();

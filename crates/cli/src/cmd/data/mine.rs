@@ -268,6 +268,18 @@ pub fn mine(
 
 /// Runs `colzero data mine`.
 pub fn run(args: MineArgs, ctx: &Ctx) -> Result<()> {
+    let d = &args.dataset;
+    let split_file = d.join("qrels").join(format!("{}.tsv", args.split));
+    let none = std::path::Path::new("");
+    let inputs = [
+        ("--model", args.model.as_deref().unwrap_or(none)),
+        ("--dataset", d.as_path()),
+        ("--dataset", &d.join("corpus.jsonl")),
+        ("--dataset", &d.join("queries.jsonl")),
+        ("--split", &split_file),
+    ];
+    colzero_core::fsutil::ensure_output_not_input("--out", &args.out, &inputs)?;
+    colzero_core::fsutil::ensure_not_part_of("--out", &args.out, &inputs[..1])?;
     let ds = load_split(&args.dataset, &args.split, args.allow_test_split)?;
     let ranker = Ranker {
         method: args.method,

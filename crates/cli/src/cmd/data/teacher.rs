@@ -5,7 +5,7 @@ use super::mine::{load_split, mine, Bm25Args, Method, MineSpec, Ranker};
 use super::Ctx;
 use crate::cmd::{progress, AnyEncoder, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
-use colzero_core::fsutil::{atomic_dir, atomic_write};
+use colzero_core::fsutil::{self, atomic_dir, atomic_write};
 use colzero_core::jsonl::Lines;
 use colzero_model::InputKind;
 use rayon::prelude::*;
@@ -43,8 +43,12 @@ pub struct TeacherArgs {
     #[arg(long)]
     pub max_positives: Option<usize>,
     /// Output KD directory (queries.jsonl, documents.jsonl, train.jsonl); replaced whole.
+    /// Must be new, empty or a KD directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out even if it is a non-empty folder that is not a KD directory.
+    #[arg(long)]
+    pub force: bool,
     /// Documents per query: the positive and up to N-1 negatives.
     #[arg(long, default_value_t = 32)]
     pub n_ways: usize,
@@ -172,6 +176,13 @@ fn write_lines<T: Serialize>(path: &Path, rows: impl Iterator<Item = T>) -> Resu
     Ok(())
 }
 
+/// Whether `dir` is a KD directory as `data teacher` writes it.
+pub fn is_kd_dir(dir: &Path) -> bool {
+    ["queries.jsonl", "documents.jsonl", "train.jsonl"]
+        .iter()
+        .all(|f| dir.join(f).is_file())
+}
+
 /// Runs `colzero data teacher`.
 pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
     if args.n_ways < 2 {
@@ -183,6 +194,21 @@ pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
     if !(args.bm25_weight.is_finite() && args.bm25_weight >= 0.0) {
         bail!("--bm25-weight must be >= 0, got {}", args.bm25_weight);
     }
+    let none = Path::new("");
+    let inputs = [
+        ("--model", args.model.as_path()),
+        ("--triplets", args.triplets.as_deref().unwrap_or(none)),
+        ("--dataset", args.dataset.as_deref().unwrap_or(none)),
+    ];
+    fsutil::ensure_dir_output_not_input("--out", &args.out, &inputs)?;
+    fsutil::ensure_not_part_of("--out", &args.out, &inputs[..1])?;
+    fsutil::check_replaceable_dir(
+        "--out",
+        &args.out,
+        is_kd_dir,
+        "a KD directory (queries.jsonl, documents.jsonl, train.jsonl)",
+        args.force,
+    )?;
     let rows: Vec<(String, Vec<String>)> = match (&args.triplets, &args.dataset) {
         (Some(p), None) => read_triplets(p, args.n_ways)?,
         (None, Some(d)) => {
