@@ -322,7 +322,33 @@ impl AblationTable {
         let png = dir.join(format!("{stem}.png"));
         self.write_markdown(&md)?;
         self.write_json(&json)?;
-        crate::plot::bar_chart_png(self, &png, crate::plot::BAR_CHART_SIZE)?;
+        crate::plot::bar_chart_png(&self.bar_chart(), &png, crate::plot::BAR_CHART_SIZE)?;
         Ok([md, json, png])
+    }
+
+    /// The table as a grouped bar chart: one group per dataset plus `Avg`, one series per
+    /// row ("variant / stage"), metric × 100; the average only for rows that have one.
+    pub fn bar_chart(&self) -> crate::plot::BarChart {
+        let mut groups = self.datasets.clone();
+        groups.push("Avg".into());
+        let series = self
+            .rows
+            .iter()
+            .map(|r| {
+                let mut v: Vec<Option<f64>> = self
+                    .datasets
+                    .iter()
+                    .map(|d| r.scores.get(d).map(|x| x * 100.0))
+                    .collect();
+                v.push(self.average(r).map(|x| x * 100.0));
+                (format!("{} / {}", r.variant, r.stage), v)
+            })
+            .collect();
+        crate::plot::BarChart {
+            title: format!("{} by dataset (x100)", self.metric),
+            y_label: self.metric.clone(),
+            groups,
+            series,
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! PNG charts for reports: the grouped bar chart of an [`AblationTable`] and the
-//! loss / learning-rate curves of a training `metrics.jsonl`.
+//! PNG charts for reports and training runs, the one plotting module of colzero: grouped
+//! bar charts ([`BarChart`], built by `AblationTable::bar_chart`) and the loss /
+//! learning-rate curves of a training `metrics.jsonl` (drawn by the trainer at the end
+//! of a run).
 //!
 //! Contract:
 //! - Charts are drawn with plotters' bitmap backend into memory, encoded as 8-bit RGB PNG
@@ -8,15 +10,13 @@
 //! - Text is rendered with plotters' `ttf` feature, which finds a system "sans-serif" font
 //!   through fontconfig (DejaVu on the project's machines). Without any font, drawing
 //!   text fails and the error names the chart file (nothing is written).
-//! - Bar chart: one group per dataset plus `Avg` (x axis), one bar per table row
-//!   ("variant / stage", one colour each, legend on the right), metric × 100 on the y
-//!   axis; a missing value draws no bar; the average bar is drawn only for rows that have
-//!   an average.
+//! - Bar chart: one group per entry of [`BarChart::groups`] (x axis), one bar per series
+//!   (one colour each, legend on the right), values as given on the y axis (an ablation
+//!   passes metric × 100, datasets plus `Avg`); a missing value draws no bar.
 //! - Metrics log: JSONL lines with `"kind": "step"` (or no `kind`) carry numeric `step` and
 //!   `loss`, optionally `lr`; other kinds (`"eval"`) are ignored; a step line lacking them
 //!   is a `file:line` error. Non-finite losses are not drawn.
 
-use crate::ablation::AblationTable;
 use crate::error::{EvalError, Result};
 use colzero_core::fsutil::atomic_write_bytes;
 use plotters::prelude::*;
@@ -81,24 +81,24 @@ fn check_size(path: &Path, (w, h): (u32, u32)) -> Result<()> {
     Ok(())
 }
 
-/// Draws the grouped bar chart of `table` into a PNG of `size` pixels at `path`.
-pub fn bar_chart_png(table: &AblationTable, path: &Path, size: (u32, u32)) -> Result<()> {
+/// A grouped bar chart: `series[i].1[g]` is the bar of series `i` in group `g`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    /// Caption above the chart.
+    pub title: String,
+    /// Label of the y axis.
+    pub y_label: String,
+    /// Group names along the x axis.
+    pub groups: Vec<String>,
+    /// Series name and one value per group (`None`: no bar).
+    pub series: Vec<(String, Vec<Option<f64>>)>,
+}
+
+/// Draws `chart` into a PNG of `size` pixels at `path`.
+pub fn bar_chart_png(chart: &BarChart, path: &Path, size: (u32, u32)) -> Result<()> {
     check_size(path, size)?;
-    let mut groups: Vec<String> = table.datasets.clone();
-    groups.push("Avg".into());
-    let rows: Vec<(String, Vec<Option<f64>>)> = table
-        .rows
-        .iter()
-        .map(|r| {
-            let mut v: Vec<Option<f64>> = table
-                .datasets
-                .iter()
-                .map(|d| r.scores.get(d).map(|x| x * 100.0))
-                .collect();
-            v.push(table.average(r).map(|x| x * 100.0));
-            (format!("{} / {}", r.variant, r.stage), v)
-        })
-        .collect();
+    let (groups, rows) = (&chart.groups, &chart.series);
+    let (title, y_label) = (chart.title.as_str(), chart.y_label.as_str());
     let vmax = rows
         .iter()
         .flat_map(|r| r.1.iter().flatten())
@@ -112,10 +112,7 @@ pub fn bar_chart_png(table: &AblationTable, path: &Path, size: (u32, u32)) -> Re
         let legend_w = (size.0 as f64 * 0.28) as u32;
         let (plot, legend) = root.split_horizontally(size.0 - legend_w);
         let mut chart = ChartBuilder::on(&plot)
-            .caption(
-                format!("{} by dataset (x100)", table.metric),
-                ("sans-serif", 22),
-            )
+            .caption(title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -126,7 +123,7 @@ pub fn bar_chart_png(table: &AblationTable, path: &Path, size: (u32, u32)) -> Re
             .disable_x_mesh()
             .x_labels(0)
             .x_label_formatter(&|_| String::new())
-            .y_desc(table.metric.as_str())
+            .y_desc(y_label)
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(e)?;

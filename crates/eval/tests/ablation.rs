@@ -179,7 +179,7 @@ fn bar_chart_png_has_one_colour_per_row_and_legend_text() {
         .filter(|(i, p)| (*i as u32 % w) > 900 && p.iter().all(|&v| v < 100))
         .count();
     assert!(dark > 200, "legend text pixels: {dark}");
-    let e = bar_chart_png(&table(), &dir.path().join("x.png"), (10, 10)).unwrap_err();
+    let e = bar_chart_png(&table().bar_chart(), &dir.path().join("x.png"), (10, 10)).unwrap_err();
     assert!(e.to_string().contains("x.png"), "{e}");
     assert!(!dir.path().join("x.png").exists());
 }

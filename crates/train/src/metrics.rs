@@ -3,7 +3,8 @@
 //! Contract: [`StepRecord`] is one line of `metrics.jsonl` per optimiser step (and
 //! [`EvalRecord`] one line per evaluation, tagged `"kind":"eval"`). On resume the log is
 //! truncated to the checkpoint's step ([`truncate_log`]) so it never holds steps twice.
-//! [`plot`] draws loss and learning rate against the step into an SVG (two panels);
+//! The plot of a run is drawn by `colzero_eval::plot::curves_png` (the one plotting
+//! module);
 //! [`Summary`] is written atomically as `summary.json`.
 
 use crate::Result;
@@ -120,59 +121,3 @@ pub fn read_steps(path: &Path) -> Result<Vec<StepRecord>> {
         .collect())
 }
 
-/// Draws loss (top) and learning rate (bottom) against the step into an SVG file.
-pub fn plot(path: &Path, steps: &[StepRecord]) -> std::result::Result<(), String> {
-    use plotters::prelude::*;
-    let pts: Vec<&StepRecord> = steps.iter().filter(|r| r.loss.is_finite()).collect();
-    if pts.is_empty() {
-        return Err("no finite loss to plot".into());
-    }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 640)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (top, bottom) = root.split_vertically(360);
-        let xmax = steps.iter().map(|r| r.step).max().unwrap_or(1).max(2) as f64;
-        let (lmin, lmax) = pts.iter().fold((f32::MAX, f32::MIN), |(a, b), r| {
-            (a.min(r.loss), b.max(r.loss))
-        });
-        let pad = ((lmax - lmin) * 0.05).max(1e-3);
-        let mut c = ChartBuilder::on(&top)
-            .caption("training loss", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(1f64..xmax, (lmin - pad) as f64..(lmax + pad) as f64)
-            .map_err(|e| e.to_string())?;
-        c.configure_mesh()
-            .x_desc("step")
-            .y_desc("loss")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        c.draw_series(LineSeries::new(
-            pts.iter().map(|r| (r.step as f64, r.loss as f64)),
-            &BLUE,
-        ))
-        .map_err(|e| e.to_string())?;
-        let lrmax = steps.iter().map(|r| r.lr).fold(0f64, f64::max).max(1e-12);
-        let mut c2 = ChartBuilder::on(&bottom)
-            .caption("learning rate", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(1f64..xmax, 0f64..lrmax * 1.05)
-            .map_err(|e| e.to_string())?;
-        c2.configure_mesh()
-            .x_desc("step")
-            .y_desc("lr")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        c2.draw_series(LineSeries::new(
-            steps.iter().map(|r| (r.step as f64, r.lr)),
-            &RED,
-        ))
-        .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    colzero_core::fsutil::atomic_write_bytes(path, svg.as_bytes()).map_err(|e| e.to_string())
-}

@@ -36,11 +36,13 @@ pub const RUN_FILE: &str = "run.json";
 /// Version of run.json's layout.
 pub const RUN_FORMAT: u32 = 1;
 /// What the trainer writes in its output folder (all removed by `overwrite`).
-pub const OUTPUTS: [&str; 7] = [
+pub const OUTPUTS: [&str; 8] = [
     "checkpoints",
     "final",
     "metrics.jsonl",
     "summary.json",
+    "plot.png",
+    // written by versions before 2026-12-08
     "plot.svg",
     "config.toml",
     RUN_FILE,

@@ -5,7 +5,7 @@
 //! configuration checked against the run's on resume). Writes under `out/`: `config.toml` (the resolved config), `metrics.jsonl`
 //! (one line per optimiser step and per evaluation), `checkpoints/step-N/` every
 //! `train.checkpoint_every` steps (see [`crate::checkpoint`]), `final/` (PyLate layout,
-//! `ColBERT::save`), `plot.svg` (loss and LR) and `summary.json`.
+//! `ColBERT::save`), `plot.png` (loss and LR, drawn by `colzero_eval::plot`) and `summary.json`.
 //! Each optimiser step: `grad_accum` micro-batches (one data source each), gradients
 //! averaged (HF semantics), non-finite loss/gradient check (`on_nonfinite = "stop"`
 //! returns [`TrainError::NonFinite`] before anything is written for that step; `"skip"`
@@ -379,7 +379,16 @@ pub fn run_stage_with(cfg: &StageConfig, out: &Path, run: &RunOptions) -> Result
         tracing::info!("paused after step {step} of {total}; continue with --resume");
     }
     let steps_log = metrics::read_steps(&metrics_path).unwrap_or_default();
-    if let Err(e) = metrics::plot(&out.join("plot.svg"), &steps_log) {
+    let points: Vec<colzero_eval::plot::StepPoint> = steps_log
+        .iter()
+        .map(|r| colzero_eval::plot::StepPoint {
+            step: r.step as f64,
+            loss: r.loss as f64,
+            lr: Some(r.lr),
+        })
+        .collect();
+    let size = colzero_eval::plot::CURVES_SIZE;
+    if let Err(e) = colzero_eval::plot::curves_png(&points, &out.join("plot.png"), size) {
         tracing::warn!("plot not written: {e}");
     }
     let wall = t0.elapsed().as_secs_f64();

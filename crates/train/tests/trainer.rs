@@ -203,14 +203,17 @@ fn outputs_eval_hook_and_pylate_layout() {
         "final/config_sentence_transformers.json",
         "final/tokenizer.json",
         "metrics.jsonl",
-        "plot.svg",
+        "plot.png",
         "summary.json",
         "config.toml",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
-    let svg = std::fs::read_to_string(out.join("plot.svg")).unwrap();
-    assert!(svg.contains("<svg") && svg.contains("polyline"));
+    let png = std::fs::read(out.join("plot.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // IHDR: width and height as big-endian u32 at bytes 16..24.
+    let (w, h) = colzero_eval::plot::CURVES_SIZE;
+    assert_eq!(&png[16..24], [w.to_be_bytes(), h.to_be_bytes()].concat());
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(
         log.lines()
