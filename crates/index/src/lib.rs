@@ -9,6 +9,8 @@
 //!   stages ([`SearchParams`]), updated with `add`/`delete` without renumbering through
 //!   the one [`IndexWriter`] per directory (readers keep their snapshot).
 //! - [`IdFilter`]: restricts any search to a subset of external ids.
+//! - [`Searcher`]: the one retrieval interface over both (what the CLI and the service
+//!   search through).
 
 // Public: the API (re-exported below) and what tools outside the crate use (BM25,
 // kernels for benchmarks, the on-disk format for tests and tools, k-means sampling,
@@ -30,6 +32,7 @@ mod panel;
 mod plaid;
 mod rerank8;
 mod search;
+mod searcher;
 mod simd;
 pub mod synthetic;
 mod update;
@@ -42,4 +45,5 @@ pub use filter::IdFilter;
 pub use format::FORMAT_VERSION;
 pub use plaid::{IndexInfo, PartBytes, PlaidIndex};
 pub use search::SearchParams;
+pub use searcher::Searcher;
 pub use writer::IndexWriter;

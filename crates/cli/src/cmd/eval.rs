@@ -125,7 +125,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     }
 
     let t3 = Instant::now();
-    let hits = searcher.search_batch(&q_embs, args.top_k)?;
+    let hits = searcher.search_batch(&q_embs, args.top_k, None)?;
     let qps = q_embs.len() as f64 / t3.elapsed().as_secs_f64().max(1e-9);
     let t_search = t3.elapsed().as_secs_f64();
     let mut run: Run = ds.queries.iter().map(|q| q.id.clone()).zip(hits).collect();

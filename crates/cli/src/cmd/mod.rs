@@ -268,30 +268,4 @@ impl PlaidArgs {
     }
 }
 
-/// Documents to search: an exact in-memory index or an opened PLAID index.
-pub enum Searcher {
-    Exact(colzero_index::ExactIndex),
-    Plaid(Box<colzero_index::PlaidIndex>, colzero_index::SearchParams),
-}
-
-impl Searcher {
-    /// Embedding dimension of the documents.
-    pub fn dim(&self) -> usize {
-        match self {
-            Searcher::Exact(i) => i.dim(),
-            Searcher::Plaid(i, _) => i.dim(),
-        }
-    }
-
-    /// Top-`k` hits per query.
-    pub fn search_batch(
-        &self,
-        queries: &[colzero_core::MultiVector],
-        k: usize,
-    ) -> anyhow::Result<Vec<Vec<colzero_core::Hit>>> {
-        Ok(match self {
-            Searcher::Exact(i) => i.search_batch(queries, k)?,
-            Searcher::Plaid(i, p) => i.search_batch(queries, k, p, None)?,
-        })
-    }
-}
+pub use colzero_index::Searcher;

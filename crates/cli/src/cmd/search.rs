@@ -90,7 +90,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             );
         }
     }
-    let hits = index.search_batch(&q, args.k)?;
+    let hits = index.search_batch(&q, args.k, None)?;
     let run: Run = ids.into_iter().zip(hits).collect();
     match &args.output {
         Some(out) => {
