@@ -2,8 +2,9 @@
 //!
 //! Contract: every record read through this module carries its 1-based line number, and
 //! every failure (I/O, invalid UTF-8, malformed JSON, missing field) is reported as
-//! [`CoreError::BadLine`] `file:line: reason`. Blank lines are skipped. Reading streams:
-//! memory does not grow with the file.
+//! [`CoreError::BadLine`] `file:line: reason`. Blank lines are skipped. A UTF-8 byte-order
+//! mark at the start of the file is dropped (editors on Windows write one). Reading
+//! streams: memory does not grow with the file.
 
 use crate::error::{CoreError, Result};
 use serde::de::DeserializeOwned;
@@ -11,8 +12,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+/// The UTF-8 byte-order mark, `U+FEFF` encoded.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Streams the non-blank lines of a text file as `(line_number, line)`, failing with
-/// `file:line` on invalid UTF-8. A trailing `\r` is removed.
+/// `file:line` on invalid UTF-8. A trailing `\r` is removed, and so is a UTF-8 byte-order
+/// mark at the start of line 1.
 pub struct Lines {
     path: PathBuf,
     reader: BufReader<File>,
@@ -59,6 +64,9 @@ impl Iterator for Lines {
                 Err(e) => return Some(Err(CoreError::io(&self.path, e))),
             }
             self.line_no += 1;
+            if self.line_no == 1 && self.buf.starts_with(UTF8_BOM) {
+                self.buf.drain(..UTF8_BOM.len());
+            }
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
             }
@@ -129,6 +137,23 @@ mod tests {
         let r: Result<Vec<Rec>> = read_jsonl_all(f.path());
         let msg = r.unwrap_err().to_string();
         assert!(msg.contains(":2: invalid UTF-8"), "{msg}");
+    }
+
+    #[test]
+    fn utf8_bom_at_the_start_is_dropped() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"\xEF\xBB\xBF{\"id\":\"a\"}\n{\"id\":\"b\"}\n")
+            .unwrap();
+        let v: Vec<Rec> = read_jsonl_all(f.path()).unwrap();
+        assert_eq!(v.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let lines: Vec<_> = Lines::open(f.path()).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(lines[0], (1, "{\"id\":\"a\"}".to_string()));
+        // a BOM anywhere else is data: the JSON parser rejects it with the line number
+        let mut g = tempfile::NamedTempFile::new().unwrap();
+        g.write_all(b"{\"id\":\"a\"}\n\xEF\xBB\xBF{\"id\":\"b\"}\n")
+            .unwrap();
+        let msg = read_jsonl_all::<Rec>(g.path()).unwrap_err().to_string();
+        assert!(msg.contains(":2: invalid JSON"), "{msg}");
     }
 
     #[test]
