@@ -5,12 +5,12 @@
 //! `1 + 16·sqrt(120·N)`), which is encoded to train centroids and codec; the second
 //! pass encodes and compresses `--chunk-docs` documents at a time. Documents can come
 //! from a model + corpus or from pre-computed embeddings (`--embeddings`, a safetensors
-//! store from `colzero encode`). `add` and `delete` keep external ids stable. Every index
+//! store from `colzero encode`; a query-kind store is refused). `add` and `delete` keep external ids stable. Every index
 //! write is crash-safe (the index crate commits a new manifest atomically).
 
 use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
-use colzero_core::{EmbeddingStore, MultiVector};
+use colzero_core::MultiVector;
 use colzero_index::{kmeans::sample_docs, BuildConfig, IndexBuilder, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct Source {
     #[arg(long, conflicts_with_all = ["model", "corpus"])]
     pub embeddings: Option<PathBuf>,
     /// Documents encoded and compressed per chunk.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::positive)]
     pub chunk_docs: usize,
     #[command(flatten)]
     pub encoder: EncoderArgs,
@@ -59,7 +59,7 @@ pub enum Action {
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Fixed number of centroids (default: PLAID's formula).
-        #[arg(long)]
+        #[arg(long, value_parser = super::positive)]
         centroids: Option<usize>,
     },
     /// Add documents to an index (ids must be new).
@@ -172,7 +172,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
     let model = load_model(source)?;
     let (n, sample) = match (&model, &source.embeddings) {
         (_, Some(e)) => {
-            let store = EmbeddingStore::open(e)?;
+            let store = super::open_document_store(e, "index --embeddings", None)?;
             let n = store.len();
             let picks = spaced(n, sample_docs(n));
             let s = picks
@@ -186,6 +186,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
                 .corpus
                 .as_ref()
                 .expect("clap requires --corpus with --model");
+            corpus::require_rereadable(corpus, "`index build`")?;
             let mut n = 0usize;
             for r in corpus::stream(corpus)? {
                 r?;
@@ -245,7 +246,7 @@ fn for_each_chunk_with(
 ) -> Result<()> {
     let chunk = source.chunk_docs.max(1);
     if let Some(e) = &source.embeddings {
-        let store = EmbeddingStore::open(e)?;
+        let store = super::open_document_store(e, "index --embeddings", None)?;
         let pb = super::progress(store.len() as u64, ctx, "indexing");
         for ids in store.ids().chunks(chunk) {
             let embs = ids

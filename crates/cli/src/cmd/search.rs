@@ -3,11 +3,15 @@
 //!
 //! Contract: queries come from `--query TEXT` (printed as a ranked list) or from
 //! `--queries FILE.jsonl` (`{"id","text"}`; written as a TREC run to `--output`, or
-//! printed). Ids are the store's tensor names.
+//! printed). Ids are the store's tensor names. The store must hold document embeddings of
+//! the same `--model` (checked from its metadata; stores without it are accepted with a
+//! warning).
 
-use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
+use super::{
+    open_document_store, read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
+};
 use anyhow::{bail, Result};
-use colzero_core::{EmbeddingStore, Run};
+use colzero_core::Run;
 use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::PathBuf;
@@ -33,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     pub queries: Option<PathBuf>,
     /// Number of results per query.
-    #[arg(short = 'k', long, default_value_t = 10)]
+    #[arg(short = 'k', long, default_value_t = 10, value_parser = super::positive)]
     pub k: usize,
     /// Write a TREC run here instead of printing.
     #[arg(long)]
@@ -60,10 +64,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             Searcher::Plaid(Box::new(PlaidIndex::open(dir)?), args.plaid.params()),
             dir.clone(),
         ),
-        (None, Some(e)) => (
-            Searcher::Exact(ExactIndex::from_store(&EmbeddingStore::open(e)?)?),
-            e.clone(),
-        ),
+        (None, Some(e)) => {
+            let store = open_document_store(e, "search --embeddings", Some(&args.model))?;
+            (Searcher::Exact(ExactIndex::from_store(&store)?), e.clone())
+        }
         (None, None) => bail!("give --embeddings FILE or --index DIR"),
     };
     let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
