@@ -87,6 +87,27 @@ impl Iterator for Lines {
     }
 }
 
+/// Reads a whole text file (a TOML config, an ids list): a leading UTF-8 byte-order mark
+/// is dropped, and invalid UTF-8 is a `file:line` error (the line holding the first bad
+/// byte) instead of a bare "stream did not contain valid UTF-8".
+pub fn read_text(path: &Path) -> Result<String> {
+    let mut bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    if bytes.starts_with(UTF8_BOM) {
+        bytes.drain(..UTF8_BOM.len());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        CoreError::BadLine {
+            path: path.to_path_buf(),
+            line,
+            reason: format!("invalid UTF-8 at byte {col} of the line"),
+        }
+    })
+}
+
 /// Streams a JSONL file, deserialising each non-blank line into `T`.
 pub fn read_jsonl<T: DeserializeOwned>(
     path: &Path,
@@ -154,6 +175,20 @@ mod tests {
             .unwrap();
         let msg = read_jsonl_all::<Rec>(g.path()).unwrap_err().to_string();
         assert!(msg.contains(":2: invalid JSON"), "{msg}");
+    }
+
+    #[test]
+    fn read_text_drops_the_bom_and_locates_invalid_utf8() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"\xEF\xBB\xBFa = 1\nb = 2\n").unwrap();
+        assert_eq!(read_text(f.path()).unwrap(), "a = 1\nb = 2\n");
+        let mut g = tempfile::NamedTempFile::new().unwrap();
+        g.write_all(b"a = 1\nb = 2\nc = \"\xff\"\n").unwrap();
+        let msg = read_text(g.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains(&format!("{}:3: invalid UTF-8 at byte 5", g.path().display())),
+            "{msg}"
+        );
     }
 
     #[test]
