@@ -67,7 +67,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let threads = cli.threads.map(|requested| {
-        let (n, note) = colzero_core::cpu::bound_threads(requested, colzero_core::cpu::available_cpus());
+        let (n, note) =
+            colzero_core::cpu::bound_threads(requested, colzero_core::cpu::available_cpus());
         if let Some(note) = note {
             eprintln!("note: {note}");
         }

@@ -35,7 +35,15 @@ fn succeeded(o: &Output) -> String {
 
 fn encode(model: &Path, input: &Path, kind: &str, out: &Path) {
     succeeded(&colzero(&[
-        "encode", "--model", s(model), "--input", s(input), "--kind", kind, "--output", s(out),
+        "encode",
+        "--model",
+        s(model),
+        "--input",
+        s(input),
+        "--kind",
+        kind,
+        "--output",
+        s(out),
     ]));
 }
 
@@ -49,7 +57,11 @@ fn metrics_read_trec_qrels_with_a_header_by_the_right_columns() {
     let dir = tempfile::tempdir().unwrap();
     // numeric document ids: read as BEIR, `0` became the document and `17` the score
     let qrels = dir.path().join("qrels.txt");
-    std::fs::write(&qrels, "\u{feff}query-id 0 corpus-id score\nq1 0 17 1\nq2 0 4 1\n").unwrap();
+    std::fs::write(
+        &qrels,
+        "\u{feff}query-id 0 corpus-id score\nq1 0 17 1\nq2 0 4 1\n",
+    )
+    .unwrap();
     let run = dir.path().join("run.trec");
     std::fs::write(
         &run,
@@ -58,8 +70,15 @@ fn metrics_read_trec_qrels_with_a_header_by_the_right_columns() {
     .unwrap();
     let out = dir.path().join("m.json");
     succeeded(&colzero(&[
-        "metrics", "--qrels", s(&qrels), "--run", s(&run), "--metrics", "mrr@10,ndcg@10",
-        "--output", s(&out),
+        "metrics",
+        "--qrels",
+        s(&qrels),
+        "--run",
+        s(&run),
+        "--metrics",
+        "mrr@10,ndcg@10",
+        "--output",
+        s(&out),
     ]));
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     // q1: relevant at rank 1 (RR 1); q2: relevant at rank 2 (RR 0.5)
@@ -82,11 +101,25 @@ fn eval_refuses_an_index_built_from_another_corpus() {
     std::fs::write(&docs, DOCS).unwrap();
     let idx = dir.path().join("idx");
     succeeded(&colzero(&[
-        "index", "build", "--model", s(&tiny_model()), "--corpus", s(&docs), "--out", s(&idx),
+        "index",
+        "build",
+        "--model",
+        s(&tiny_model()),
+        "--corpus",
+        s(&docs),
+        "--out",
+        s(&idx),
     ]));
     let o = colzero(&[
-        "eval", "--model", s(&tiny_model()), "--dataset", s(&ds), "--index", s(&idx),
-        "--output", s(&dir.path().join("out")),
+        "eval",
+        "--model",
+        s(&tiny_model()),
+        "--dataset",
+        s(&ds),
+        "--index",
+        s(&idx),
+        "--output",
+        s(&dir.path().join("out")),
     ]);
     refused(
         &o,
@@ -103,11 +136,25 @@ fn eval_refuses_an_index_built_from_another_corpus() {
     // an index of the dataset's own corpus passes the check and evaluates
     let own = dir.path().join("own");
     succeeded(&colzero(&[
-        "index", "build", "--model", s(&tiny_model()), "--corpus", s(&ds), "--out", s(&own),
+        "index",
+        "build",
+        "--model",
+        s(&tiny_model()),
+        "--corpus",
+        s(&ds),
+        "--out",
+        s(&own),
     ]));
     succeeded(&colzero(&[
-        "eval", "--model", s(&tiny_model()), "--dataset", s(&ds), "--index", s(&own),
-        "--output", s(&dir.path().join("out")),
+        "eval",
+        "--model",
+        s(&tiny_model()),
+        "--dataset",
+        s(&ds),
+        "--index",
+        s(&own),
+        "--output",
+        s(&dir.path().join("out")),
     ]));
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/metrics.json")).unwrap())
@@ -126,23 +173,49 @@ fn a_query_store_is_refused_where_documents_are_expected() {
     assert_eq!(store.kind(), Some("query"));
     assert_eq!(
         store.model_fingerprint(),
-        Some(colzero_model::model_fingerprint(&tiny_model()).unwrap().as_str())
+        Some(
+            colzero_model::model_fingerprint(&tiny_model())
+                .unwrap()
+                .as_str()
+        )
     );
-    let needles = ["q.safetensors", "holds query embeddings", "needs document embeddings"];
+    let needles = [
+        "q.safetensors",
+        "holds query embeddings",
+        "needs document embeddings",
+    ];
     let o = colzero(&[
-        "search", "--model", s(&tiny_model()), "--embeddings", s(&q), "--query", "stem cells",
+        "search",
+        "--model",
+        s(&tiny_model()),
+        "--embeddings",
+        s(&q),
+        "--query",
+        "stem cells",
     ]);
     refused(&o, &needles);
     let o = colzero(&[
-        "index", "build", "--embeddings", s(&q), "--out", s(&dir.path().join("idx")),
+        "index",
+        "build",
+        "--embeddings",
+        s(&q),
+        "--out",
+        s(&dir.path().join("idx")),
     ]);
     refused(&o, &needles);
     assert!(!dir.path().join("idx").exists());
     let ds = dir.path().join("beir");
     beir(&ds);
     let o = colzero(&[
-        "eval", "--model", s(&tiny_model()), "--dataset", s(&ds), "--embeddings", s(&q),
-        "--output", s(&dir.path().join("out")),
+        "eval",
+        "--model",
+        s(&tiny_model()),
+        "--dataset",
+        s(&ds),
+        "--embeddings",
+        s(&q),
+        "--output",
+        s(&dir.path().join("out")),
     ]);
     refused(&o, &needles);
 }
@@ -181,12 +254,32 @@ fn a_store_of_another_model_is_refused_and_an_old_store_is_accepted_with_a_warni
     let d = dir.path().join("d.safetensors");
     encode(&other, &docs, "document", &d);
     let o = colzero(&[
-        "search", "--model", s(&tiny_model()), "--embeddings", s(&d), "--query", "stem cells",
+        "search",
+        "--model",
+        s(&tiny_model()),
+        "--embeddings",
+        s(&d),
+        "--query",
+        "stem cells",
     ]);
-    refused(&o, &["d.safetensors", "was encoded by another model", "other-model", "tiny-bert-colbert"]);
+    refused(
+        &o,
+        &[
+            "d.safetensors",
+            "was encoded by another model",
+            "other-model",
+            "tiny-bert-colbert",
+        ],
+    );
     // the same model that wrote it is fine
     succeeded(&colzero(&[
-        "search", "--model", s(&other), "--embeddings", s(&d), "--query", "stem cells",
+        "search",
+        "--model",
+        s(&other),
+        "--embeddings",
+        s(&d),
+        "--query",
+        "stem cells",
     ]));
 
     // a store written before the metadata existed: accepted, with a warning
@@ -198,11 +291,21 @@ fn a_store_of_another_model_is_refused_and_an_old_store_is_accepted_with_a_warni
     let old = dir.path().join("old.safetensors");
     w.write(&old).unwrap();
     let o = colzero(&[
-        "search", "--model", s(&tiny_model()), "--embeddings", s(&old), "--query", "stem cells",
-        "-k", "2",
+        "search",
+        "--model",
+        s(&tiny_model()),
+        "--embeddings",
+        s(&old),
+        "--query",
+        "stem cells",
+        "-k",
+        "2",
     ]);
     let e = succeeded(&o);
-    assert!(e.contains("warning:") && e.contains("old.safetensors has no colzero.kind"), "{e}");
+    assert!(
+        e.contains("warning:") && e.contains("old.safetensors has no colzero.kind"),
+        "{e}"
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
 }
 
@@ -214,13 +317,73 @@ fn zero_counts_are_usage_errors() {
     let m = tiny_model();
     let e = dir.path().join("e.safetensors");
     let cases: Vec<Vec<&str>> = vec![
-        vec!["search", "--model", s(&m), "--embeddings", s(&e), "--query", "x", "-k", "0"],
-        vec!["eval", "--model", s(&m), "--dataset", "d", "--output", "o", "--top-k", "0"],
-        vec!["encode", "--model", s(&m), "--input", s(&docs), "--kind", "query", "--output", "o", "--batch-size", "0"],
-        vec!["index", "build", "--embeddings", s(&e), "--out", "o", "--chunk-docs", "0"],
+        vec![
+            "search",
+            "--model",
+            s(&m),
+            "--embeddings",
+            s(&e),
+            "--query",
+            "x",
+            "-k",
+            "0",
+        ],
+        vec![
+            "eval",
+            "--model",
+            s(&m),
+            "--dataset",
+            "d",
+            "--output",
+            "o",
+            "--top-k",
+            "0",
+        ],
+        vec![
+            "encode",
+            "--model",
+            s(&m),
+            "--input",
+            s(&docs),
+            "--kind",
+            "query",
+            "--output",
+            "o",
+            "--batch-size",
+            "0",
+        ],
+        vec![
+            "index",
+            "build",
+            "--embeddings",
+            s(&e),
+            "--out",
+            "o",
+            "--chunk-docs",
+            "0",
+        ],
         vec!["--threads", "0", "metrics", "--qrels", "q", "--run", "r"],
-        vec!["search", "--model", s(&m), "--index", "i", "--query", "x", "--n-probe", "0"],
-        vec!["data", "mine", "--dataset", "d", "--out", "o", "--negatives", "0"],
+        vec![
+            "search",
+            "--model",
+            s(&m),
+            "--index",
+            "i",
+            "--query",
+            "x",
+            "--n-probe",
+            "0",
+        ],
+        vec![
+            "data",
+            "mine",
+            "--dataset",
+            "d",
+            "--out",
+            "o",
+            "--negatives",
+            "0",
+        ],
     ];
     for args in cases {
         let o = colzero(&args);
@@ -228,7 +391,17 @@ fn zero_counts_are_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
         assert!(e.contains("must be at least 1"), "{args:?}: {e}");
     }
-    let o = colzero(&["search", "--model", s(&m), "--embeddings", s(&e), "--query", "x", "-k", "-3"]);
+    let o = colzero(&[
+        "search",
+        "--model",
+        s(&m),
+        "--embeddings",
+        s(&e),
+        "--query",
+        "x",
+        "-k",
+        "-3",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
 }
 
@@ -239,11 +412,21 @@ fn thread_counts_above_the_cpus_are_lowered_with_a_note() {
     std::fs::write(&qrels, "q1\td1\t1\n").unwrap();
     let run = dir.path().join("r.trec");
     std::fs::write(&run, "q1 Q0 d1 1 1.0 t\n").unwrap();
-    let o = colzero(&["--threads", "20000", "metrics", "--qrels", s(&qrels), "--run", s(&run)]);
+    let o = colzero(&[
+        "--threads",
+        "20000",
+        "metrics",
+        "--qrels",
+        s(&qrels),
+        "--run",
+        s(&run),
+    ]);
     let e = succeeded(&o);
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(
-        e.contains(&format!("note: --threads 20000: this machine has {cpus} CPUs; using {cpus} threads")),
+        e.contains(&format!(
+            "note: --threads 20000: this machine has {cpus} CPUs; using {cpus} threads"
+        )),
         "{e}"
     );
 }
@@ -252,13 +435,29 @@ fn thread_counts_above_the_cpus_are_lowered_with_a_note() {
 fn a_piped_corpus_is_refused_by_index_build_which_reads_it_twice() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("corpus.fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let o = colzero(&[
-        "index", "build", "--model", s(&tiny_model()), "--corpus", s(&fifo), "--out",
+        "index",
+        "build",
+        "--model",
+        s(&tiny_model()),
+        "--corpus",
+        s(&fifo),
+        "--out",
         s(&dir.path().join("idx")),
     ]);
-    refused(&o, &["corpus.fifo", "not a regular file", "reads the corpus twice"]);
+    refused(
+        &o,
+        &[
+            "corpus.fifo",
+            "not a regular file",
+            "reads the corpus twice",
+        ],
+    );
 }
 
 #[test]
@@ -266,9 +465,21 @@ fn toml_errors_are_located_by_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("stage.toml");
     std::fs::write(&cfg, "[model]\npath = \"m\"\n[train]\n  steps = \"ten\"\n").unwrap();
-    let o = colzero(&["train", "--config", s(&cfg), "--out", s(&dir.path().join("run"))]);
+    let o = colzero(&[
+        "train",
+        "--config",
+        s(&cfg),
+        "--out",
+        s(&dir.path().join("run")),
+    ]);
     refused(&o, &["stage.toml:4:11: invalid type"]);
     std::fs::write(&cfg, b"[model]\npath = \"m\xff\"\n").unwrap();
-    let o = colzero(&["train", "--config", s(&cfg), "--out", s(&dir.path().join("run"))]);
+    let o = colzero(&[
+        "train",
+        "--config",
+        s(&cfg),
+        "--out",
+        s(&dir.path().join("run")),
+    ]);
     refused(&o, &["stage.toml:2: invalid UTF-8"]);
 }

@@ -31,9 +31,8 @@ pub fn available_cpus() -> usize {
 pub fn bound_threads(requested: usize, cpus: usize) -> (usize, Option<String>) {
     let cpus = cpus.max(1);
     let n = requested.clamp(1, cpus);
-    let note = (n != requested).then(|| {
-        format!("--threads {requested}: this machine has {cpus} CPUs; using {n} threads")
-    });
+    let note = (n != requested)
+        .then(|| format!("--threads {requested}: this machine has {cpus} CPUs; using {n} threads"));
     (n, note)
 }
 

@@ -99,7 +99,11 @@ pub fn read_text(path: &Path) -> Result<String> {
         let at = e.utf8_error().valid_up_to();
         let before = &e.as_bytes()[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let col = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let col = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
         CoreError::BadLine {
             path: path.to_path_buf(),
             line,
@@ -166,7 +170,10 @@ mod tests {
         f.write_all(b"\xEF\xBB\xBF{\"id\":\"a\"}\n{\"id\":\"b\"}\n")
             .unwrap();
         let v: Vec<Rec> = read_jsonl_all(f.path()).unwrap();
-        assert_eq!(v.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            v.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         let lines: Vec<_> = Lines::open(f.path()).unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(lines[0], (1, "{\"id\":\"a\"}".to_string()));
         // a BOM anywhere else is data: the JSON parser rejects it with the line number
@@ -186,7 +193,10 @@ mod tests {
         g.write_all(b"a = 1\nb = 2\nc = \"\xff\"\n").unwrap();
         let msg = read_text(g.path()).unwrap_err().to_string();
         assert!(
-            msg.contains(&format!("{}:3: invalid UTF-8 at byte 5", g.path().display())),
+            msg.contains(&format!(
+                "{}:3: invalid UTF-8 at byte 5",
+                g.path().display()
+            )),
             "{msg}"
         );
     }

@@ -378,7 +378,11 @@ mod tests {
         let q = store_with(
             dir.path(),
             "q.safetensors",
-            &[(KIND_KEY, "query"), (MODEL_FINGERPRINT_KEY, "fnv1a64:1"), (MODEL_KEY, "m1")],
+            &[
+                (KIND_KEY, "query"),
+                (MODEL_FINGERPRINT_KEY, "fnv1a64:1"),
+                (MODEL_KEY, "m1"),
+            ],
         );
         let d = store_with(
             dir.path(),
@@ -387,7 +391,10 @@ mod tests {
         );
         assert_eq!(q.kind(), Some("query"));
         assert_eq!(d.model_fingerprint(), Some("fnv1a64:2"));
-        let msg = q.require_kind("document", "--embeddings").unwrap_err().to_string();
+        let msg = q
+            .require_kind("document", "--embeddings")
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("q.safetensors: holds query embeddings")
                 && msg.contains("--embeddings needs document embeddings"),
@@ -395,7 +402,10 @@ mod tests {
         );
         d.require_kind("document", "--embeddings").unwrap();
         q.require_model("fnv1a64:1", "model m1").unwrap();
-        let msg = q.require_model("fnv1a64:9", "model m9").unwrap_err().to_string();
+        let msg = q
+            .require_model("fnv1a64:9", "model m9")
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("another model (model m1, fingerprint fnv1a64:1) than model m9"),
             "{msg}"
@@ -410,7 +420,10 @@ mod tests {
         old.require_model("fnv1a64:9", "model m9").unwrap();
         old.require_same_model(&q).unwrap();
         let note = old.unchecked_note().unwrap();
-        assert!(note.contains("colzero.kind / colzero.model_fingerprint"), "{note}");
+        assert!(
+            note.contains("colzero.kind / colzero.model_fingerprint"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub fn check_same_documents<'a>(
         return Ok(());
     }
     let examples = |ids: &[&str]| -> String {
-        let shown: Vec<String> = ids.iter().take(EXAMPLES).map(|id| format!("`{id}`")).collect();
+        let shown: Vec<String> = ids
+            .iter()
+            .take(EXAMPLES)
+            .map(|id| format!("`{id}`"))
+            .collect();
         if ids.is_empty() {
             String::new()
         } else {
@@ -87,9 +91,14 @@ mod tests {
 
     #[test]
     fn a_different_corpus_is_refused_with_counts_and_examples() {
-        let msg = check_same_documents("corpus.jsonl", ["a", "b", "c", "d"], "index X", ["a", "z", "y"])
-            .unwrap_err()
-            .to_string();
+        let msg = check_same_documents(
+            "corpus.jsonl",
+            ["a", "b", "c", "d"],
+            "index X",
+            ["a", "z", "y"],
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             msg,
             "index X holds 3 documents, corpus.jsonl has 4; 3 corpus ids are not in it (e.g. `b`, `c`, `d`); \
@@ -100,7 +109,12 @@ mod tests {
         let msg = check_same_documents("c", ["a", "b"], "idx", ["a"])
             .unwrap_err()
             .to_string();
-        assert!(msg.starts_with("idx holds 1 documents, c has 2; 1 corpus ids are not in it (e.g. `b`)"), "{msg}");
+        assert!(
+            msg.starts_with(
+                "idx holds 1 documents, c has 2; 1 corpus ids are not in it (e.g. `b`)"
+            ),
+            "{msg}"
+        );
         assert!(!msg.contains("not in the corpus ("), "{msg}");
         // same set, different count
         let msg = check_same_documents("c", ["a", "b"], "idx", ["a", "b", "b"])

@@ -338,9 +338,16 @@ mod tests {
         // TREC then a BEIR row
         let f = file(b"q1 0 d1 1\nq2\td2\t1\n");
         let msg = Qrels::read(f.path()).unwrap_err().to_string();
-        assert!(msg.contains(":2: expected 4") && msg.contains("looks like BEIR"), "{msg}");
+        assert!(
+            msg.contains(":2: expected 4") && msg.contains("looks like BEIR"),
+            "{msg}"
+        );
         // five columns, or two: neither format
-        for bytes in [&b"q1 0 d1 1 extra\n"[..], b"q1\td1\t1\textra\t2\n", b"q1 d1\n"] {
+        for bytes in [
+            &b"q1 0 d1 1 extra\n"[..],
+            b"q1\td1\t1\textra\t2\n",
+            b"q1 d1\n",
+        ] {
             let f = file(bytes);
             let msg = Qrels::read(f.path()).unwrap_err().to_string();
             assert!(msg.contains(":1: cannot tell the qrels format"), "{msg}");

@@ -162,7 +162,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("copy");
         copy_dir(&fixture(), &copy);
-        assert_eq!(model_fingerprint(&copy).unwrap(), a, "a copy is the same model");
+        assert_eq!(
+            model_fingerprint(&copy).unwrap(),
+            a,
+            "a copy is the same model"
+        );
 
         // one weight of the (large, sampled) backbone file: the last window ends at EOF
         poke(&copy.join("model.safetensors"), 4);

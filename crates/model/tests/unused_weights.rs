@@ -144,7 +144,10 @@ fn a_head_tensor_the_dense_config_does_not_use_is_refused() {
     assert_eq!(cfg["bias"], false, "fixture's head has no bias");
     let out = cfg["out_features"].as_u64().unwrap() as usize;
     let b = Tensor::zeros(out, candle_core::DType::F32, &Device::Cpu).unwrap();
-    add_tensors(&dir.join("1_Dense/model.safetensors"), &[("linear.bias", b)]);
+    add_tensors(
+        &dir.join("1_Dense/model.safetensors"),
+        &[("linear.bias", b)],
+    );
     let msg = load_err(&dir);
     assert!(msg.contains("`_head.0.linear.bias`"), "{msg}");
 }

@@ -61,7 +61,10 @@ impl TrainError {
     /// column 1 when the error has no span).
     pub fn toml(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Self {
         let at = e.span().map_or(0, |s| s.start).min(text.len());
-        let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let at = (0..=at)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         let before = &text[..at];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -179,10 +179,16 @@ fn malformed_recipes_name_the_file_and_key() {
     assert_eq!(f, "line 2:1");
     assert!(r.contains("bogus"), "{r}");
     // printed as file:line:column, never as byte offsets
-    let e = Recipe::from_toml_str(&format!("name = \"t\"\nbogus = 1\n{STAGE}"), Path::new("/r/bad.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(e.starts_with("/r/bad.toml:2:1: unknown field `bogus`"), "{e}");
+    let e = Recipe::from_toml_str(
+        &format!("name = \"t\"\nbogus = 1\n{STAGE}"),
+        Path::new("/r/bad.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("/r/bad.toml:2:1: unknown field `bogus`"),
+        "{e}"
+    );
     let (f, r) = err(&format!(
         "name = \"t\"\n{STAGE}[stage.loss]\ntemprature = 0.1\n"
     ));

@@ -33,8 +33,7 @@ pub fn corpus_file(path: &Path) -> PathBuf {
 /// encode). Re-reading a pipe would find it empty ("training sample has no tokens").
 pub fn require_rereadable(path: &Path, who: &str) -> Result<()> {
     let file = corpus_file(path);
-    let meta = std::fs::metadata(&file)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let meta = std::fs::metadata(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     if !meta.is_file() {
         anyhow::bail!(
             "{}: not a regular file (a pipe, FIFO or device); {who} reads the corpus twice, \

@@ -15,11 +15,14 @@
 //! OUT_DIR/documents.safetensors and OUT_DIR/queries.safetensors (reusable by
 //! `colzero index build --embeddings`).
 
-use super::{open_document_store, write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
+use super::{
+    open_document_store, write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
+};
 use anyhow::{Context, Result};
 use colzero_core::{fsutil, MultiVector, Run};
 use colzero_eval::{
-    apply_policies, check_same_documents, evaluate, format_table, write_run, BeirDataset, EvalOptions, Metric, Policy,
+    apply_policies, check_same_documents, evaluate, format_table, write_run, BeirDataset,
+    EvalOptions, Metric, Policy,
 };
 use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;

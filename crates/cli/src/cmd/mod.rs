@@ -226,7 +226,10 @@ pub fn write_store(
     use colzero_core::store::{KIND_KEY, MODEL_FINGERPRINT_KEY, MODEL_KEY};
     let mut w = colzero_core::StoreWriter::new();
     w.metadata(KIND_KEY, kind);
-    w.metadata(MODEL_FINGERPRINT_KEY, &colzero_model::model_fingerprint(model)?);
+    w.metadata(
+        MODEL_FINGERPRINT_KEY,
+        &colzero_model::model_fingerprint(model)?,
+    );
     w.metadata(MODEL_KEY, &model.display().to_string());
     let mut tokens = 0usize;
     for (id, mv) in items {
