@@ -1,6 +1,6 @@
 //! The one error enum of colzero-train. Every variant names what was wrong: the TOML
-//! field or `file:line:column`, the data file and line, the tensor and its shape, or the training step at
-//! which a non-finite loss appeared, so the CLI can print it as is.
+//! field or `file:line:column`, the data file and line, the tensor and its shape, or the
+//! training step at which a non-finite loss appeared, so the CLI can print it as is.
 
 use std::path::PathBuf;
 

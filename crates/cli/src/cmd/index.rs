@@ -5,8 +5,9 @@
 //! `1 + 16·sqrt(120·N)`), which is encoded to train centroids and codec; the second
 //! pass encodes and compresses `--chunk-docs` documents at a time. Documents can come
 //! from a model + corpus or from pre-computed embeddings (`--embeddings`, a safetensors
-//! store from `colzero encode`; a query-kind store is refused). `add` and `delete` keep external ids stable. Every index
-//! write is crash-safe (the index crate commits a new manifest atomically).
+//! store from `colzero encode`; a query-kind store is refused). `add` and `delete` keep
+//! external ids stable. Every index write is crash-safe (the index crate commits a new
+//! manifest atomically).
 
 use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
