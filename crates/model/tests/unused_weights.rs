@@ -46,8 +46,7 @@ fn add_tensors(weights: &Path, extra: &[(&str, Tensor)]) {
 
 fn load_err(dir: &Path) -> String {
     ColBERT::load(dir, &LoadOptions::default())
-        .err()
-        .expect("loading must fail")
+        .expect_err("loading must fail")
         .to_string()
 }
 
@@ -69,8 +68,7 @@ fn bert_config_with_fewer_layers_than_the_checkpoint_is_refused() {
     assert!(!msg.contains("encoder.layer.0."), "{msg}");
     // the dense (bi-encoder) loader refuses it as well
     let err = DenseEncoder::load(&dir, &LoadOptions::default())
-        .err()
-        .expect("dense load must fail")
+        .expect_err("dense load must fail")
         .to_string();
     assert!(err.contains("`encoder.layer.1."), "{err}");
 }

@@ -86,6 +86,9 @@ impl TrainError {
     }
 }
 
+/// Result alias for colzero-train.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +118,3 @@ mod tests {
         assert!(!msg.contains("bytes"), "{msg}");
     }
 }
-
-/// Result alias for colzero-train.
-pub type Result<T> = std::result::Result<T, TrainError>;
