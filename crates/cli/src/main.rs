@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "colzero", version, about, long_about = None)]
 struct Cli {
-    /// Number of worker threads (default: all cores).
-    #[arg(long, global = true)]
+    /// Number of worker threads (default: all cores; more than the machine's CPUs is
+    /// lowered to the CPU count, with a note on stderr).
+    #[arg(long, global = true, value_parser = cmd::positive)]
     threads: Option<usize>,
     /// Hide progress bars.
     #[arg(long, global = true)]
@@ -65,12 +66,20 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Some(n) = cli.threads {
+    let threads = cli.threads.map(|requested| {
+        let (n, note) =
+            colzero_core::cpu::bound_threads(requested, colzero_core::cpu::available_cpus());
+        if let Some(note) = note {
+            eprintln!("note: {note}");
+        }
+        n
+    });
+    if let Some(n) = threads {
         // Both rayon (our loops) and candle's matmul thread pool read this setting.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     // Subnormals flushed to zero on every compute thread (3x faster training on Intel).
-    colzero_core::cpu::init(cli.threads);
+    colzero_core::cpu::init(threads);
     let ctx = cmd::Ctx { quiet: cli.quiet };
     let result = match cli.command {
         Command::Convert(a) => cmd::convert::run(a, &ctx),

@@ -1,12 +1,14 @@
 //! Process-wide CPU floating-point setup: flush subnormal floats to zero on every thread
-//! that does numeric work.
+//! that does numeric work; bound the worker-thread count by the machine's CPUs.
 //!
 //! Contract: [`init`] sets the calling thread's FTZ (flush-to-zero) and DAZ
 //! (denormals-are-zero) modes and builds rayon's global pool — the pool our loops and
 //! candle's matmuls run on — with `threads` threads (rayon's default when `None`), each
 //! started with the same modes. Call it once, at the start of `main`, before any rayon or
 //! candle work; it returns false when the global pool already existed (its threads then
-//! keep their modes; the calling thread is still switched). [`flush_denormals`] switches
+//! keep their modes; the calling thread is still switched). [`bound_threads`] clamps a
+//! requested thread count to the CPUs available (the binary applies it to `--threads`
+//! before [`init`]). [`flush_denormals`] switches
 //! only the calling thread. On targets other than x86/x86_64 both change nothing.
 //!
 //! Why: training produces subnormal values (attention probabilities of masked or distant
@@ -16,6 +18,23 @@
 //! FTZ/DAZ, the same losses to the printed digits. A subnormal f32 is below 1.2e-38: flushing
 //! it changes no score or gradient that matters (PyTorch's oneDNN kernels run with the
 //! same modes).
+
+/// The number of CPUs this process may run on (at least 1).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The worker-thread count to use for a requested `threads` on a machine with `cpus`
+/// CPUs: `requested` clamped to `1..=cpus`, since more threads than CPUs only add memory
+/// (one stack and one set of scratch buffers each) and scheduling cost — `--threads 20000`
+/// used to hang. Returns the count and, when it differs from the request, a note saying so.
+pub fn bound_threads(requested: usize, cpus: usize) -> (usize, Option<String>) {
+    let cpus = cpus.max(1);
+    let n = requested.clamp(1, cpus);
+    let note = (n != requested)
+        .then(|| format!("--threads {requested}: this machine has {cpus} CPUs; using {n} threads"));
+    (n, note)
+}
 
 /// Sets FTZ and DAZ on the calling thread (x86/x86_64 only; a no-op elsewhere).
 #[allow(deprecated)] // _mm_getcsr/_mm_setcsr: deprecated in favour of inline asm, still exact
@@ -50,6 +69,21 @@ pub fn init(threads: Option<usize>) -> bool {
 mod tests {
     use super::*;
     use std::hint::black_box;
+
+    #[test]
+    fn thread_counts_are_bounded_by_the_cpus() {
+        assert_eq!(bound_threads(4, 8), (4, None));
+        assert_eq!(bound_threads(8, 8), (8, None));
+        let (n, note) = bound_threads(20000, 16);
+        assert_eq!(n, 16);
+        assert_eq!(
+            note.as_deref(),
+            Some("--threads 20000: this machine has 16 CPUs; using 16 threads")
+        );
+        assert_eq!(bound_threads(0, 4).0, 1);
+        assert_eq!(bound_threads(3, 0).0, 1);
+        assert!(available_cpus() >= 1);
+    }
 
     #[test]
     fn subnormal_products_flush_to_zero_on_the_switched_thread() {

@@ -2,8 +2,9 @@
 //!
 //! Contract: every record read through this module carries its 1-based line number, and
 //! every failure (I/O, invalid UTF-8, malformed JSON, missing field) is reported as
-//! [`CoreError::BadLine`] `file:line: reason`. Blank lines are skipped. Reading streams:
-//! memory does not grow with the file.
+//! [`CoreError::BadLine`] `file:line: reason`. Blank lines are skipped. A UTF-8 byte-order
+//! mark at the start of the file is dropped (editors on Windows write one). Reading
+//! streams: memory does not grow with the file.
 
 use crate::error::{CoreError, Result};
 use serde::de::DeserializeOwned;
@@ -11,8 +12,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+/// The UTF-8 byte-order mark, `U+FEFF` encoded.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Streams the non-blank lines of a text file as `(line_number, line)`, failing with
-/// `file:line` on invalid UTF-8. A trailing `\r` is removed.
+/// `file:line` on invalid UTF-8. A trailing `\r` is removed, and so is a UTF-8 byte-order
+/// mark at the start of line 1.
 pub struct Lines {
     path: PathBuf,
     reader: BufReader<File>,
@@ -59,6 +64,9 @@ impl Iterator for Lines {
                 Err(e) => return Some(Err(CoreError::io(&self.path, e))),
             }
             self.line_no += 1;
+            if self.line_no == 1 && self.buf.starts_with(UTF8_BOM) {
+                self.buf.drain(..UTF8_BOM.len());
+            }
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
             }
@@ -77,6 +85,31 @@ impl Iterator for Lines {
             return Some(Ok((self.line_no, line)));
         }
     }
+}
+
+/// Reads a whole text file (a TOML config, an ids list): a leading UTF-8 byte-order mark
+/// is dropped, and invalid UTF-8 is a `file:line` error (the line holding the first bad
+/// byte) instead of a bare "stream did not contain valid UTF-8".
+pub fn read_text(path: &Path) -> Result<String> {
+    let mut bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    if bytes.starts_with(UTF8_BOM) {
+        bytes.drain(..UTF8_BOM.len());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+        CoreError::BadLine {
+            path: path.to_path_buf(),
+            line,
+            reason: format!("invalid UTF-8 at byte {col} of the line"),
+        }
+    })
 }
 
 /// Streams a JSONL file, deserialising each non-blank line into `T`.
@@ -129,6 +162,43 @@ mod tests {
         let r: Result<Vec<Rec>> = read_jsonl_all(f.path());
         let msg = r.unwrap_err().to_string();
         assert!(msg.contains(":2: invalid UTF-8"), "{msg}");
+    }
+
+    #[test]
+    fn utf8_bom_at_the_start_is_dropped() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"\xEF\xBB\xBF{\"id\":\"a\"}\n{\"id\":\"b\"}\n")
+            .unwrap();
+        let v: Vec<Rec> = read_jsonl_all(f.path()).unwrap();
+        assert_eq!(
+            v.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let lines: Vec<_> = Lines::open(f.path()).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(lines[0], (1, "{\"id\":\"a\"}".to_string()));
+        // a BOM anywhere else is data: the JSON parser rejects it with the line number
+        let mut g = tempfile::NamedTempFile::new().unwrap();
+        g.write_all(b"{\"id\":\"a\"}\n\xEF\xBB\xBF{\"id\":\"b\"}\n")
+            .unwrap();
+        let msg = read_jsonl_all::<Rec>(g.path()).unwrap_err().to_string();
+        assert!(msg.contains(":2: invalid JSON"), "{msg}");
+    }
+
+    #[test]
+    fn read_text_drops_the_bom_and_locates_invalid_utf8() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"\xEF\xBB\xBFa = 1\nb = 2\n").unwrap();
+        assert_eq!(read_text(f.path()).unwrap(), "a = 1\nb = 2\n");
+        let mut g = tempfile::NamedTempFile::new().unwrap();
+        g.write_all(b"a = 1\nb = 2\nc = \"\xff\"\n").unwrap();
+        let msg = read_text(g.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains(&format!(
+                "{}:3: invalid UTF-8 at byte 5",
+                g.path().display()
+            )),
+            "{msg}"
+        );
     }
 
     #[test]

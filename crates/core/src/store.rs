@@ -2,9 +2,18 @@
 //!
 //! Contract: the file holds one F32 tensor of shape `[tokens, dim]` per text, named by the
 //! text's id (this is the output format of `colzero encode`). All tensors share one `dim`.
-//! The metadata entry `colzero.kind` records `query` or `document` when known. Writing is
-//! atomic; reading memory-maps the file and validates dtype and shape of every tensor at
-//! open, naming the offending tensor on error.
+//! Writing is atomic; reading memory-maps the file and validates dtype and shape of every
+//! tensor at open, naming the offending tensor on error.
+//!
+//! Provenance metadata (written by `colzero encode` / `eval --save-embeddings`):
+//! [`KIND_KEY`] (`query` or `document`), [`MODEL_FINGERPRINT_KEY`] (the encoding model's
+//! content fingerprint, `colzero_model::model_fingerprint`) and [`MODEL_KEY`] (its path,
+//! informational only). [`EmbeddingStore::require_kind`] refuses a store of the other
+//! kind, [`EmbeddingStore::require_model`] / [`EmbeddingStore::require_same_model`] a
+//! store of another model, so query and document vectors of different sides or models are
+//! never mixed silently. A store without these keys (written before colzero recorded
+//! them, or by another tool) stays readable and passes the checks;
+//! [`EmbeddingStore::unchecked_note`] says so, for the caller to print as a warning.
 
 use crate::embedding::MultiVector;
 use crate::error::{CoreError, Result};
@@ -13,6 +22,13 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Metadata key: the side the texts were encoded as, `query` or `document`.
+pub const KIND_KEY: &str = "colzero.kind";
+/// Metadata key: the encoding model's content fingerprint.
+pub const MODEL_FINGERPRINT_KEY: &str = "colzero.model_fingerprint";
+/// Metadata key: the encoding model's path when the store was written (informational).
+pub const MODEL_KEY: &str = "colzero.model";
 
 /// Collects multi-vectors and writes them as one safetensors file.
 #[derive(Default)]
@@ -179,6 +195,89 @@ impl EmbeddingStore {
         &self.metadata
     }
 
+    /// The recorded kind (`query` / `document`), if any.
+    pub fn kind(&self) -> Option<&str> {
+        self.metadata.get(KIND_KEY).map(String::as_str)
+    }
+
+    /// The recorded model fingerprint, if any.
+    pub fn model_fingerprint(&self) -> Option<&str> {
+        self.metadata.get(MODEL_FINGERPRINT_KEY).map(String::as_str)
+    }
+
+    /// Refuses a store whose recorded kind is not `want`; `role` says what the store is
+    /// used as (e.g. "--embeddings (documents to search)"). A store without a kind passes.
+    pub fn require_kind(&self, want: &str, role: &str) -> Result<()> {
+        match self.kind() {
+            Some(k) if k != want => Err(CoreError::BadFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "holds {k} embeddings ({KIND_KEY} = {k}) but {role} needs {want} embeddings \
+                     (encode them with `colzero encode --kind {want}`)"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a store encoded by another model than the one whose fingerprint is
+    /// `fingerprint` (`model` names it in the message). A store without a fingerprint
+    /// passes.
+    pub fn require_model(&self, fingerprint: &str, model: &str) -> Result<()> {
+        match self.model_fingerprint() {
+            Some(f) if f != fingerprint => Err(CoreError::BadFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "was encoded by another model ({}, fingerprint {f}) than {model} \
+                     (fingerprint {fingerprint}); queries and documents must be encoded by the \
+                     same model",
+                    self.written_by()
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses two stores whose recorded model fingerprints differ (e.g. a query store and
+    /// a document store from different models). Passes when either has none.
+    pub fn require_same_model(&self, other: &EmbeddingStore) -> Result<()> {
+        match (self.model_fingerprint(), other.model_fingerprint()) {
+            (Some(a), Some(b)) if a != b => Err(CoreError::Invalid(format!(
+                "{} ({}, fingerprint {a}) and {} ({}, fingerprint {b}) were encoded by \
+                 different models; queries and documents must be encoded by the same model",
+                self.path.display(),
+                self.written_by(),
+                other.path.display(),
+                other.written_by()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A note for stores lacking kind or model fingerprint (their use cannot be checked);
+    /// `None` for stores that carry both.
+    pub fn unchecked_note(&self) -> Option<String> {
+        let missing: Vec<&str> = [KIND_KEY, MODEL_FINGERPRINT_KEY]
+            .into_iter()
+            .filter(|k| !self.metadata.contains_key(*k))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "{} has no {} metadata (written by an older colzero or another tool): \
+                 cannot check that it holds the right kind of embeddings from the same model",
+                self.path.display(),
+                missing.join(" / ")
+            )
+        })
+    }
+
+    fn written_by(&self) -> String {
+        match self.metadata.get(MODEL_KEY) {
+            Some(m) => format!("model {m}"),
+            None => "model path not recorded".into(),
+        }
+    }
+
     /// Copies out the embedding of `id`.
     pub fn get(&self, id: &str) -> Result<MultiVector> {
         let st = SafeTensors::deserialize(&self.mmap).map_err(|e| CoreError::BadFile {
@@ -259,6 +358,72 @@ mod tests {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         assert!(w.write(&dir.path().join("x")).is_err());
+    }
+
+    fn store_with(dir: &Path, name: &str, meta: &[(&str, &str)]) -> EmbeddingStore {
+        let p = dir.join(name);
+        let mut w = StoreWriter::new();
+        for (k, v) in meta {
+            w.metadata(k, v);
+        }
+        w.push("a".into(), MultiVector::new(2, vec![1.0, 0.0]).unwrap())
+            .unwrap();
+        w.write(&p).unwrap();
+        EmbeddingStore::open(&p).unwrap()
+    }
+
+    #[test]
+    fn kind_and_model_provenance_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = store_with(
+            dir.path(),
+            "q.safetensors",
+            &[
+                (KIND_KEY, "query"),
+                (MODEL_FINGERPRINT_KEY, "fnv1a64:1"),
+                (MODEL_KEY, "m1"),
+            ],
+        );
+        let d = store_with(
+            dir.path(),
+            "d.safetensors",
+            &[(KIND_KEY, "document"), (MODEL_FINGERPRINT_KEY, "fnv1a64:2")],
+        );
+        assert_eq!(q.kind(), Some("query"));
+        assert_eq!(d.model_fingerprint(), Some("fnv1a64:2"));
+        let msg = q
+            .require_kind("document", "--embeddings")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("q.safetensors: holds query embeddings")
+                && msg.contains("--embeddings needs document embeddings"),
+            "{msg}"
+        );
+        d.require_kind("document", "--embeddings").unwrap();
+        q.require_model("fnv1a64:1", "model m1").unwrap();
+        let msg = q
+            .require_model("fnv1a64:9", "model m9")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("another model (model m1, fingerprint fnv1a64:1) than model m9"),
+            "{msg}"
+        );
+        let msg = q.require_same_model(&d).unwrap_err().to_string();
+        assert!(msg.contains("different models"), "{msg}");
+        assert_eq!(q.unchecked_note(), None);
+
+        // an old store without metadata: readable, passes, and says it was not checked
+        let old = store_with(dir.path(), "old.safetensors", &[]);
+        old.require_kind("document", "--embeddings").unwrap();
+        old.require_model("fnv1a64:9", "model m9").unwrap();
+        old.require_same_model(&q).unwrap();
+        let note = old.unchecked_note().unwrap();
+        assert!(
+            note.contains("colzero.kind / colzero.model_fingerprint"),
+            "{note}"
+        );
     }
 
     #[test]

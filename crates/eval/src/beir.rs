@@ -5,6 +5,8 @@
 //!   document's encoded text is [`Document::full_text`] = `f"{title} {text}".strip()`
 //!   with Python's whitespace set. A missing or null title counts as empty. Duplicate
 //!   document ids are an error.
+//! - the split's qrels are BEIR TSV or TREC, recognised explicitly ([`Qrels::read`]); a
+//!   UTF-8 byte-order mark at the start of any file is ignored.
 //! - only the queries that appear in the split's qrels are loaded, in qrels order (BEIR
 //!   filters `queries` by `qrels`); query text is kept verbatim. A qrels query missing
 //!   from `queries.jsonl` is an error naming the qrels file and line.
@@ -98,7 +100,7 @@ impl BeirDataset {
                 reason: format!("no qrels for split `{split}` (expected qrels/{split}.tsv)"),
             });
         }
-        let qrels = Qrels::read_beir_tsv(&qrels_path)?;
+        let qrels = Qrels::read(&qrels_path)?;
         let queries = load_split_queries(&dir.join("queries.jsonl"), &qrels, &qrels_path)?;
         let corpus = load_corpus(&dir.join("corpus.jsonl"))?;
         Ok(Self {
@@ -186,12 +188,19 @@ fn load_split_queries(path: &Path, qrels: &Qrels, qrels_path: &Path) -> Result<V
         .collect()
 }
 
-/// The first line of a BEIR qrels file that judges `query` (for error messages).
+/// The first line of a qrels file (BEIR or TREC) that judges `query` (for error messages).
 fn first_line_of_query(qrels_path: &Path, query: &str) -> Option<usize> {
+    let first_field = |l: &str| -> Option<String> {
+        if l.contains('\t') {
+            l.split('\t').next().map(|f| f.trim().to_string())
+        } else {
+            l.split_whitespace().next().map(str::to_string)
+        }
+    };
     Lines::open(qrels_path)
         .ok()?
         .filter_map(|r| r.ok())
-        .find(|(_, l)| l.split('\t').next().map(str::trim) == Some(query))
+        .find(|(_, l)| first_field(l).as_deref() == Some(query))
         .map(|(n, _)| n)
 }
 
@@ -337,5 +346,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("test.tsv:2: query id `zz` is not in"), "{msg}");
+
+        write(dir.path(), "qrels/test.tsv", b"c 0 d1 1\nzz 0 d1 1\n");
+        let msg = BeirDataset::load(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("test.tsv:2: query id `zz` is not in"), "{msg}");
+    }
+
+    #[test]
+    fn trec_qrels_with_header_and_byte_order_marks_load() {
+        // Regression (issue 16): a 4-column TREC qrels with a header was read as BEIR TSV
+        // (document = iter column, score = document column): all-zero metrics.
+        let dir = tempfile::tempdir().unwrap();
+        tiny(dir.path());
+        write(
+            dir.path(),
+            "qrels/test.tsv",
+            b"\xEF\xBB\xBFquery-id\t0\tcorpus-id\tscore\nc\t0\td1\t1\na\t0\t7\t2\n",
+        );
+        let mut corpus = b"\xEF\xBB\xBF".to_vec();
+        corpus.extend_from_slice(&std::fs::read(dir.path().join("corpus.jsonl")).unwrap());
+        write(dir.path(), "corpus.jsonl", &corpus);
+        let mut queries = b"\xEF\xBB\xBF".to_vec();
+        queries.extend_from_slice(&std::fs::read(dir.path().join("queries.jsonl")).unwrap());
+        write(dir.path(), "queries.jsonl", &queries);
+        let ds = BeirDataset::load(dir.path(), "test").unwrap();
+        assert_eq!(ds.qrels.relevance("a", "7"), Some(2));
+        assert_eq!(ds.qrels.relevance("c", "d1"), Some(1));
+        assert_eq!(ds.qrels.num_pairs(), 2);
+        assert_eq!(ds.corpus[0].id, "d2");
+        assert_eq!(ds.queries[0].id, "c");
+        assert_eq!(ds.queries[1].text, "qa");
     }
 }

@@ -31,6 +31,7 @@
 
 pub mod ablation;
 pub mod beir;
+pub mod coverage;
 pub mod error;
 pub mod evaluate;
 pub mod metric;
@@ -44,6 +45,7 @@ pub mod text;
 
 pub use ablation::{AblationRow, AblationTable};
 pub use beir::{load_corpus, load_queries, stream_corpus, BeirDataset, Document, Query};
+pub use coverage::check_same_documents;
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, evaluate_query, trec_order, EvalOptions, MissingQueries};
 pub use metric::{Metric, MetricKind};

@@ -8,7 +8,8 @@
 //! `resize_token_embeddings(len(tokenizer))`: rows are truncated, or new rows are filled
 //! with the mean of the existing rows (transformers' mean-resizing without its 1e-9
 //! covariance noise, so it is deterministic). Every missing file error names the file and
-//! what it should hold.
+//! what it should hold. Checkpoint tensors the config leaves unused are an error naming
+//! them ([`check_unused`]; only BERT's `pooler.*` is known to be unused and accepted).
 
 use crate::bert::{Bert, BertConfig};
 use crate::config::{read_json, read_json_opt};
@@ -255,7 +256,9 @@ pub fn read_dense_modules(dir: &Path) -> Result<Vec<DenseModule>> {
     Ok(out)
 }
 
-/// Builds the backbone named by `arch` from the store.
+/// Builds the backbone named by `arch` from the store. Backbone tensors of the
+/// checkpoint that the config does not use are an error naming them (see
+/// [`check_unused`]).
 pub fn build_backbone(
     arch: Arch,
     config_json: &Value,
@@ -264,23 +267,71 @@ pub fn build_backbone(
     device: &Device,
 ) -> Result<Box<dyn Backbone>> {
     let vb = store.var_builder(device);
-    match arch {
+    let backbone: Box<dyn Backbone> = match arch {
         Arch::Bert => {
             let cfg = BertConfig::from_json(config_json, config_path)?;
-            Ok(Box::new(Bert::load(vb, &cfg, store.source())?))
+            Box::new(Bert::load(vb, &cfg, store.source())?)
         }
         Arch::ModernBert => {
             let cfg = crate::modernbert::ModernBertConfig::from_json(config_json)?;
-            Ok(Box::new(crate::modernbert::ModernBert::load_from(
+            Box::new(crate::modernbert::ModernBert::load_from(
                 vb,
                 &cfg,
                 store.source().to_path_buf(),
-            )?))
+            )?)
         }
-    }
+    };
+    check_unused(store, |n| !n.starts_with("_head."), config_path)?;
+    Ok(backbone)
 }
 
-/// Builds the head from `_head.{i}.*` tensors in the store.
+/// Backbone tensors real checkpoints carry that no encoder uses: BERT's pooler (HF
+/// `BertModel` saves it; ColBERT never pools). MLM heads, `position_ids` buffers and
+/// Stanford/ModernBERT heads are already dropped by [`read_backbone`].
+const KNOWN_UNUSED: [&str; 1] = ["pooler."];
+
+/// Refuses a checkpoint whose tensors (those `select` picks) were not all used by the
+/// model built from `config_path` — transformers warns "Some weights of the model
+/// checkpoint were not used"; colzero makes it an error, because it means the config does
+/// not describe the checkpoint (e.g. `num_hidden_layers` lower than the checkpoint's
+/// layers, which would silently drop layers and change every vector).
+pub fn check_unused(
+    store: &WeightStore,
+    select: impl Fn(&str) -> bool,
+    config_path: &Path,
+) -> Result<()> {
+    let unused: Vec<String> = store
+        .unused()
+        .into_iter()
+        .filter(|n| select(n) && !KNOWN_UNUSED.iter().any(|k| n.starts_with(k)))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    const SHOWN: usize = 8;
+    let mut names = unused
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if unused.len() > SHOWN {
+        names.push_str(&format!(" and {} more", unused.len() - SHOWN));
+    }
+    Err(ModelError::BadFile {
+        path: store.source().to_path_buf(),
+        reason: format!(
+            "{} tensors of the checkpoint are not used by the model {} describes: {names}; \
+             the config does not match the weights (e.g. num_hidden_layers lower than the \
+             checkpoint's layers, or a bias the config turns off)",
+            unused.len(),
+            config_path.display()
+        ),
+    })
+}
+
+/// Builds the head from `_head.{i}.*` tensors in the store; a head tensor its Dense
+/// config does not use (e.g. a bias with `"bias": false`) is an error naming it.
 pub fn build_head(cfgs: &[DenseConfig], store: &Arc<WeightStore>, device: &Device) -> Result<Head> {
     let vb = store.var_builder(device);
     let mut layers = Vec::with_capacity(cfgs.len());
@@ -291,6 +342,11 @@ pub fn build_head(cfgs: &[DenseConfig], store: &Arc<WeightStore>, device: &Devic
             store.source(),
         )?);
     }
+    check_unused(
+        store,
+        |n| n.starts_with("_head."),
+        Path::new("the Dense module config.json"),
+    )?;
     Ok(Head { layers })
 }
 

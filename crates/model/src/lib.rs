@@ -12,6 +12,8 @@
 //!   `var_map()` (trainable mode).
 //! - [`DenseEncoder`]: mean / CLS pooled, normalised sentence embeddings (bi-encoder
 //!   baseline) as the checkpoint's `1_Pooling/config.json` says.
+//! - [`model_fingerprint`]: a content hash of a checkpoint directory, recorded in
+//!   embedding stores so stores of different models are never mixed.
 //! - backbones behind [`Backbone`]: [`bert::Bert`], [`modernbert::ModernBert`], the
 //!   differentiable building blocks in [`nn`], the Dense head in [`head`].
 //!
@@ -27,6 +29,7 @@ pub mod colbert;
 pub mod config;
 pub mod dense;
 pub mod error;
+pub mod fingerprint;
 pub mod head;
 pub mod init;
 pub mod kernels;
@@ -41,6 +44,7 @@ pub use colbert::ColBERT;
 pub use config::ColbertConfig;
 pub use dense::{DenseEncoder, Pooling};
 pub use error::{ModelError, Result};
+pub use fingerprint::model_fingerprint;
 pub use nn::ForwardCtx;
 pub use tokenize::{InputKind, TokenBatch};
 

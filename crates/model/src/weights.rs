@@ -8,12 +8,15 @@
 //! registered in the store's `VarMap` on first request (so only the weights the forward
 //! pass uses are trainable), and [`WeightStore::current`] returns live (possibly trained)
 //! values for saving. Non-float buffers (e.g. the int64 `position_ids`) are dropped on load.
+//! The store records which tensors a model asked for; [`WeightStore::unused`] lists the
+//! others, so a checkpoint holding weights its config does not use (a config with fewer
+//! layers than the checkpoint) is refused instead of silently truncated.
 
 use crate::{ModelError, Result};
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{VarBuilder, VarMap};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ pub struct WeightStore {
     tensors: BTreeMap<String, Tensor>,
     varmap: Option<VarMap>,
     source: PathBuf,
+    requested: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for WeightStore {
@@ -41,6 +45,7 @@ impl WeightStore {
             tensors,
             varmap: trainable.then(VarMap::new),
             source,
+            requested: Default::default(),
         }
     }
 
@@ -57,6 +62,16 @@ impl WeightStore {
     /// Names of all stored tensors.
     pub fn names(&self) -> impl Iterator<Item = &String> {
         self.tensors.keys()
+    }
+
+    /// Names of the stored tensors that no model part has asked for so far, sorted.
+    pub fn unused(&self) -> Vec<String> {
+        let requested = self.requested.lock().unwrap_or_else(|e| e.into_inner());
+        self.tensors
+            .keys()
+            .filter(|n| !requested.contains(*n))
+            .cloned()
+            .collect()
     }
 
     /// Current value of a tensor: the live `Var` in trainable mode when it is in use,
@@ -85,6 +100,11 @@ impl WeightStore {
         shape: Option<&Shape>,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
+        if let Ok(mut r) = self.requested.lock() {
+            if !r.contains(name) {
+                r.insert(name.to_string());
+            }
+        }
         let t = self.tensors.get(name).ok_or_else(|| {
             candle_core::Error::Msg(
                 ModelError::MissingTensor {

@@ -273,14 +273,9 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 impl StageConfig {
     /// Parses TOML text; `path` is used in messages and to resolve relative paths.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
-        let mut cfg: StageConfig = toml::from_str(text).map_err(|e| TrainError::Config {
-            path: path.to_path_buf(),
-            field: e
-                .span()
-                .map(|s| format!("bytes {}..{}", s.start, s.end))
-                .unwrap_or_default(),
-            reason: e.message().to_string(),
-        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut cfg: StageConfig =
+            toml::from_str(text).map_err(|e| TrainError::toml(path, text, &e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         cfg.model.path = resolve(&base, &cfg.model.path);
         cfg.data.path = resolve(&base, &cfg.data.path);
@@ -291,8 +286,7 @@ impl StageConfig {
 
     /// Reads and validates a stage TOML file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| colzero_core::CoreError::io(path, e))?;
+        let text = colzero_core::jsonl::read_text(path)?;
         Self::from_toml_str(&text, path)
     }
 

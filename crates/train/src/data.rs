@@ -29,7 +29,8 @@
 //!   so an epoch may hold fewer batches. The plan is a pure function of seed and epoch,
 //!   so resume stays exact.
 //!
-//! Every malformed row is an error naming `file:line`.
+//! Every malformed row is an error naming `file:line`. A UTF-8 byte-order mark opening a
+//! file is skipped.
 
 use crate::{Result, TrainError};
 use rand::seq::SliceRandom;
@@ -99,8 +100,15 @@ fn scan_lines(path: &Path, mut f: impl FnMut(u64, u32, &[u8]) -> Result<()>) -> 
             return Ok(());
         }
         line += 1;
-        if !buf.iter().all(|b| b.is_ascii_whitespace()) {
-            f(off, line, &buf)?;
+        // a UTF-8 byte-order mark opening the file is not part of the first row
+        let skip = if line == 1 && buf.starts_with(colzero_core::jsonl::UTF8_BOM) {
+            colzero_core::jsonl::UTF8_BOM.len()
+        } else {
+            0
+        };
+        let row = &buf[skip..];
+        if !row.iter().all(|b| b.is_ascii_whitespace()) {
+            f(off + skip as u64, line, row)?;
         }
         off += n as u64;
     }

@@ -1,6 +1,6 @@
 //! The one error enum of colzero-train. Every variant names what was wrong: the TOML
-//! field, the data file and line, the tensor and its shape, or the training step at
-//! which a non-finite loss appeared, so the CLI can print it as is.
+//! field or `file:line:column`, the data file and line, the tensor and its shape, or the
+//! training step at which a non-finite loss appeared, so the CLI can print it as is.
 
 use std::path::PathBuf;
 
@@ -24,6 +24,15 @@ pub enum TrainError {
     Config {
         path: PathBuf,
         field: String,
+        reason: String,
+    },
+    /// A TOML file (stage config, recipe) does not parse or does not match the schema;
+    /// `line` and `column` are 1-based (column in characters).
+    #[error("{path}:{line}:{column}: {reason}")]
+    Toml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
         reason: String,
     },
     /// Training data is unusable; `line` is 1-based (0 when the file as a whole is wrong).
@@ -52,6 +61,26 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// A [`TrainError::Toml`] located from the parser's byte span in `text` (line 1,
+    /// column 1 when the error has no span).
+    pub fn toml(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Self {
+        let at = e.span().map_or(0, |s| s.start).min(text.len());
+        let at = (0..=at)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let before = &text[..at];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        TrainError::Toml {
+            path: path.to_path_buf(),
+            line,
+            column,
+            reason: e.message().trim().to_string(),
+        }
+    }
+
     /// Shorthand for a [`TrainError::Shape`].
     pub fn shape(what: &str, detail: impl Into<String>) -> Self {
         TrainError::Shape {
@@ -63,3 +92,33 @@ impl TrainError {
 
 /// Result alias for colzero-train.
 pub type Result<T> = std::result::Result<T, TrainError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_errors_are_located_by_line_and_column() {
+        let text = "# stage\n[train]\nlr = 1e-5\nsteps = \"ten\"\n";
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            train: Train,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Train {
+            lr: f64,
+            steps: usize,
+        }
+        let e = toml::from_str::<T>(text).unwrap_err();
+        let msg = TrainError::toml(std::path::Path::new("s.toml"), text, &e).to_string();
+        assert!(msg.starts_with("s.toml:4:9: invalid type"), "{msg}");
+        // columns count characters, not bytes
+        let text = "é = [\n";
+        let e = toml::from_str::<toml::Table>(text).unwrap_err();
+        let msg = TrainError::toml(std::path::Path::new("r.toml"), text, &e).to_string();
+        assert!(msg.starts_with("r.toml:"), "{msg}");
+        assert!(!msg.contains("bytes"), "{msg}");
+    }
+}

@@ -173,16 +173,8 @@ fn valid_name(s: &str) -> bool {
 impl Recipe {
     /// Parses and validates recipe text; `path` names the file and anchors relative paths.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
-        let mut r: Recipe = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            TrainError::Config {
-                path: path.to_path_buf(),
-                field: line.map(|l| format!("line {l}")).unwrap_or_default(),
-                reason: e.message().trim().to_string(),
-            }
-        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut r: Recipe = toml::from_str(text).map_err(|e| TrainError::toml(path, text, &e))?;
         r.path = path.to_path_buf();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         r.eval.datasets = r.eval.datasets.iter().map(|p| resolve(&base, p)).collect();
@@ -207,8 +199,7 @@ impl Recipe {
 
     /// Reads and validates a recipe file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| colzero_core::CoreError::io(path, e))?;
+        let text = colzero_core::jsonl::read_text(path)?;
         Self::from_toml_str(&text, path)
     }
 

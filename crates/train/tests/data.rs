@@ -259,3 +259,23 @@ fn no_duplicates_batches_never_share_a_text_and_replay_on_seek() {
     let e = Sampler::no_duplicates(keys, 8, 7).unwrap_err().to_string();
     assert!(e.contains("without a repeated text"), "{e}");
 }
+
+#[test]
+fn a_byte_order_mark_opening_a_data_file_is_not_part_of_the_first_row() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        ("a.tsv", &b"\xEF\xBB\xBFwhat q\tpos text\tneg text\nq2\tp2\tn2\n"[..]),
+        (
+            "b.jsonl",
+            b"\xEF\xBB\xBF{\"query\": \"what q\", \"positive\": \"pos text\", \"negative\": \"neg text\"}\n",
+        ),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let ds = PairDataset::open(&p, 1).unwrap();
+        let ex = ds.example(0, 0).unwrap();
+        assert_eq!(ex.query, "what q", "{name}");
+        assert_eq!(ex.positive, "pos text", "{name}");
+        assert_eq!(ex.negatives, vec!["neg text".to_string()], "{name}");
+    }
+}

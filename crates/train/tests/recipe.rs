@@ -158,6 +158,15 @@ fn err(text: &str) -> (String, String) {
             assert_eq!(path, PathBuf::from("/r/bad.toml"));
             (field, reason)
         }
+        Err(TrainError::Toml {
+            path,
+            line,
+            column,
+            reason,
+        }) => {
+            assert_eq!(path, PathBuf::from("/r/bad.toml"));
+            (format!("line {line}:{column}"), reason)
+        }
         other => panic!("expected a config error, got {other:?}"),
     }
 }
@@ -167,12 +176,23 @@ const STAGE: &str = "[[stage]]\nname = \"s\"\n[stage.model]\ninit = \"dense\"\np
 #[test]
 fn malformed_recipes_name_the_file_and_key() {
     let (f, r) = err(&format!("name = \"t\"\nbogus = 1\n{STAGE}"));
-    assert_eq!(f, "line 2");
+    assert_eq!(f, "line 2:1");
     assert!(r.contains("bogus"), "{r}");
+    // printed as file:line:column, never as byte offsets
+    let e = Recipe::from_toml_str(
+        &format!("name = \"t\"\nbogus = 1\n{STAGE}"),
+        Path::new("/r/bad.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("/r/bad.toml:2:1: unknown field `bogus`"),
+        "{e}"
+    );
     let (f, r) = err(&format!(
         "name = \"t\"\n{STAGE}[stage.loss]\ntemprature = 0.1\n"
     ));
-    assert!(f.starts_with("line 10"), "{f}");
+    assert!(f.starts_with("line 10:"), "{f}");
     assert!(r.contains("temprature"), "{r}");
     let (f, _) = err(&format!(
         "name = \"t\"\n{STAGE}[stage.loss]\nkind = \"triplet\"\n"

@@ -301,6 +301,12 @@ fn config_rejects_unknown_keys_and_resolves_relative_paths() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("batchsize") && e.contains("stage.toml"), "{e}");
+    // located as file:line:column (the unknown key starts line 6), not as byte offsets
+    assert!(
+        e.contains("stage.toml:6:1: unknown field `batchsize`"),
+        "{e}"
+    );
+    assert!(!e.contains("bytes"), "{e}");
     let c =
         StageConfig::from_toml_str("[model]\npath = \"m\"\n[data]\npath = \"../d.jsonl\"\n", &p)
             .unwrap();

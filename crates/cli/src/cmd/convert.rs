@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Output embedding dimension of the projection.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::positive)]
     pub dim: usize,
     /// Seed of the projection's initialisation.
     #[arg(long, default_value_t = 42)]

@@ -3,7 +3,8 @@
 //! Contract: a corpus is a BEIR directory (its `corpus.jsonl`) or a JSONL file whose lines
 //! are `{"_id"|"id", "title"?, "text"}`; the text used is `f"{title} {text}".strip()`
 //! (PyLate's BEIR convention). Reading streams: memory does not grow with the corpus.
-//! Malformed lines fail with `file:line: reason`.
+//! Malformed lines fail with `file:line: reason`. A reader that needs two passes checks
+//! [`require_rereadable`] first.
 
 use anyhow::Result;
 use serde::Deserialize;
@@ -25,6 +26,22 @@ pub fn corpus_file(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// Refuses a corpus that cannot be read twice — a pipe, FIFO, `/dev/stdin` fed by a pipe,
+/// a terminal — for `who`, which streams it twice (once to count and sample, once to
+/// encode). Re-reading a pipe would find it empty ("training sample has no tokens").
+pub fn require_rereadable(path: &Path, who: &str) -> Result<()> {
+    let file = corpus_file(path);
+    let meta = std::fs::metadata(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{}: not a regular file (a pipe, FIFO or device); {who} reads the corpus twice, \
+             so write it to a file first and pass that file",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Streams `(id, text)` pairs of a corpus (see module docs).

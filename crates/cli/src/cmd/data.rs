@@ -102,7 +102,7 @@ pub struct PairsArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Keep at most this many pairs (after deduplication and shuffling).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cmd::positive)]
     pub max_pairs: Option<usize>,
 }
 

@@ -1,8 +1,9 @@
 //! `colzero encode`: JSONL `{"id","text"}` in, safetensors multi-vectors out.
 //!
 //! Contract: the output holds one F32 `[tokens, dim]` tensor per input line, named by its
-//! id, plus metadata (`colzero.kind`, `colzero.model`). Written atomically; an output that
-//! is `--input` or `--model` (or a file inside the model) is refused before any work.
+//! id, plus metadata (`colzero.kind`, `colzero.model_fingerprint`, `colzero.model`; see
+//! `colzero_core::store`). Written atomically; an output that is `--input` or `--model`
+//! (or a file inside the model) is refused before any work.
 
 use super::{read_id_texts, write_store, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::Result;

@@ -3,20 +3,27 @@
 //! Contract: encodes the corpus (`f"{title} {text}".strip()`) and the split's queries,
 //! ranks every document by exact MaxSim (dense: dot product) keeping the top `--top-k`,
 //! applies the policies, prints a metrics table. With `--index`, documents are not
-//! encoded: queries are searched through the PLAID index instead. With `--embeddings
+//! encoded: queries are searched through the PLAID index instead, whose live documents
+//! must be exactly the corpus (same ids, same count; a mismatch is an error saying how
+//! many ids differ, with examples). With `--embeddings
 //! FILE`, documents are not encoded either: their multi-vectors come from a store written
-//! earlier (`--save-embeddings` or `colzero encode`), which must hold every corpus id.
+//! earlier (`--save-embeddings` or `colzero encode`), which must hold every corpus id as
+//! document embeddings of the same `--model` (a query store or another model's store is
+//! refused).
 //! It then writes OUT_DIR/metrics.json (keys such as "ndcg@10"), OUT_DIR/run.trec and
 //! OUT_DIR/eval.json (settings and wall times); with `--save-embeddings`, also
 //! OUT_DIR/documents.safetensors and OUT_DIR/queries.safetensors (reusable by
 //! `colzero index build --embeddings`). An output file that would replace an input (the
 //! embeddings, a dataset file, anything in the model or index folder) is refused first.
 
-use super::{write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
+use super::{
+    open_document_store, write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
+};
 use anyhow::{Context, Result};
-use colzero_core::{fsutil, EmbeddingStore, MultiVector, Run};
+use colzero_core::{fsutil, MultiVector, Run};
 use colzero_eval::{
-    apply_policies, evaluate, format_table, write_run, BeirDataset, EvalOptions, Metric, Policy,
+    apply_policies, check_same_documents, evaluate, format_table, write_run, BeirDataset,
+    EvalOptions, Metric, Policy,
 };
 use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
@@ -39,7 +46,7 @@ pub struct Args {
     #[arg(long)]
     pub output: PathBuf,
     /// Documents kept per query in the run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::positive)]
     pub top_k: usize,
     /// Metrics, comma-separated.
     #[arg(long, default_value = "ndcg@10,recall@100,mrr@10,map@100")]
@@ -91,12 +98,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let (searcher, n_vectors) = match &args.index {
         Some(dir) => {
             let idx = PlaidIndex::open(dir)?;
+            check_same_documents(
+                &format!("{}", ds.dir.join("corpus.jsonl").display()),
+                ds.corpus.iter().map(|d| d.id.as_str()),
+                &format!("index {}", dir.display()),
+                idx.ids(),
+            )?;
             let n = idx.info().num_tokens as usize;
             (Searcher::Plaid(Box::new(idx), args.plaid.params()), n)
         }
         None => {
             let doc_embs = match &args.embeddings {
-                Some(path) => load_documents(path, &ds)?,
+                Some(path) => load_documents(path, &ds, &args.model)?,
                 None => {
                     let texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
                     model.encode(&texts, InputKind::Document, &args.encoder, ctx)?
@@ -209,8 +222,10 @@ fn check_outputs(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn load_documents(path: &Path, ds: &BeirDataset) -> Result<Vec<MultiVector>> {
-    let store = EmbeddingStore::open(path)?;
+/// The corpus's document multi-vectors, in corpus order; the store must hold document
+/// embeddings of `model` (see `open_document_store`).
+fn load_documents(path: &Path, ds: &BeirDataset, model: &Path) -> Result<Vec<MultiVector>> {
+    let store = open_document_store(path, "eval --embeddings", Some(model))?;
     let mut by_id: std::collections::HashMap<String, MultiVector> =
         store.load_all()?.into_iter().collect();
     ds.corpus

@@ -5,7 +5,8 @@
 //! size `1 + 16·sqrt(120·N)`), which is encoded to train centroids and codec; the second
 //! pass encodes and compresses `--chunk-docs` documents at a time. Documents can come
 //! from a model + corpus or from pre-computed embeddings (`--embeddings`, a safetensors
-//! store from `colzero encode`). `add` and `delete` keep external ids stable.
+//! store from `colzero encode`; a query-kind store is refused). `add` and `delete` keep
+//! external ids stable.
 //! Every write is the index's one writer (`colzero_index::IndexWriter`): another writer
 //! gets a clear "held by process N" error, or waits with `--wait SECONDS`. `add` and
 //! `delete` are all or nothing per command: the whole input is read and checked (ids new,
@@ -15,8 +16,8 @@
 
 use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
-use colzero_core::{EmbeddingStore, MultiVector};
 use colzero_core::lock::Wait;
+use colzero_core::{EmbeddingStore, MultiVector};
 use colzero_index::{kmeans::sample_positions, BuildConfig, IndexBuilder, IndexWriter, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ pub struct Source {
     #[arg(long, conflicts_with_all = ["model", "corpus"])]
     pub embeddings: Option<PathBuf>,
     /// Documents encoded and compressed per chunk.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::positive)]
     pub chunk_docs: usize,
     /// When another process is writing the index, wait up to this many seconds for it
     /// (default: fail at once, naming the process).
@@ -73,7 +74,7 @@ pub enum Action {
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Fixed number of centroids (default: PLAID's formula).
-        #[arg(long)]
+        #[arg(long, value_parser = super::positive)]
         centroids: Option<usize>,
     },
     /// Add documents to an index (ids must be new).
@@ -205,7 +206,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
     let model = load_model(source)?;
     let (n, sample) = match (&model, &source.embeddings) {
         (_, Some(e)) => {
-            let store = EmbeddingStore::open(e)?;
+            let store = super::open_document_store(e, "index --embeddings", None)?;
             let n = store.len();
             let picks = sample_positions(n, cfg.seed);
             let s = picks
@@ -219,6 +220,7 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
                 .corpus
                 .as_ref()
                 .expect("clap requires --corpus with --model");
+            corpus::require_rereadable(corpus, "`index build`")?;
             let mut n = 0usize;
             for r in corpus::stream(corpus)? {
                 r?;
@@ -275,7 +277,7 @@ fn for_each_chunk_with(
 ) -> Result<()> {
     let chunk = source.chunk_docs.max(1);
     if let Some(e) = &source.embeddings {
-        let store = EmbeddingStore::open(e)?;
+        let store = super::open_document_store(e, "index --embeddings", None)?;
         let pb = super::progress(store.len() as u64, ctx, "indexing");
         for ids in store.ids().chunks(chunk) {
             let embs = ids
@@ -360,7 +362,7 @@ fn check_new_ids(source: &Source, w: &IndexWriter) -> Result<()> {
         Ok(())
     };
     if let Some(e) = &source.embeddings {
-        for id in EmbeddingStore::open(e)?.ids() {
+        for id in super::open_document_store(e, "index add --embeddings", None)?.ids() {
             check(id)?;
         }
     } else if let Some(c) = &source.corpus {

@@ -1,6 +1,7 @@
 //! `colzero metrics`: trec_eval-exact metrics of any TREC run against qrels.
 //!
-//! Contract: reads qrels (BEIR TSV with header, or TREC `qid 0 docid rel`) and a TREC run,
+//! Contract: reads qrels (BEIR TSV `query-id corpus-id score` or TREC `qid iter docid rel`,
+//! header optional, recognised explicitly by `Qrels::read`) and a TREC run,
 //! applies the named policies, prints a table and optionally writes the JSON report
 //! (aggregate keys such as "ndcg@10"; per-query values with `--per-query`), which may not
 //! be `--qrels` or `--run`.
@@ -16,7 +17,8 @@ use std::path::PathBuf;
 /// Options of `colzero metrics`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Qrels file: BEIR TSV (`query-id corpus-id score` header) or TREC format.
+    /// Qrels file: BEIR TSV (`query-id<TAB>corpus-id<TAB>score`) or TREC
+    /// (`qid iter docid rel`), with or without a header line.
     #[arg(long)]
     pub qrels: PathBuf,
     /// TREC run file (`qid Q0 docid rank score tag`).

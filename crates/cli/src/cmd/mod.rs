@@ -18,6 +18,17 @@ pub mod train;
 
 use clap::Args as ClapArgs;
 
+/// Clap value parser for counts that must be at least 1 (`-k`, `--top-k`,
+/// `--batch-size`, `--chunk-docs`, `--threads`, ...): a zero count would silently give
+/// empty output or zero metrics, so it is a usage error instead.
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number >= 1")),
+    }
+}
+
 /// Process-wide settings from global flags.
 pub struct Ctx {
     /// Suppress progress bars.
@@ -28,10 +39,10 @@ pub struct Ctx {
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct EncoderArgs {
     /// Query length in tokens (default: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub query_length: Option<usize>,
     /// Document length in tokens (default: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub document_length: Option<usize>,
     /// Prompt prepended to every query, e.g. "search_query: " (default: the checkpoint's).
     #[arg(long)]
@@ -40,7 +51,7 @@ pub struct EncoderArgs {
     #[arg(long)]
     pub document_prompt: Option<String>,
     /// Encoding batch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = positive)]
     pub batch_size: usize,
     /// Reproduce flash-attention semantics: vectors at attention-masked positions
     /// (query-expansion [MASK] tokens) are zero. Use for models trained with flash
@@ -206,16 +217,22 @@ pub fn read_id_texts(path: &std::path::Path) -> anyhow::Result<Vec<IdText>> {
 }
 
 /// Writes `(id, multi-vector)` pairs as an embedding store (atomically), tagged with the
-/// side (`"query"`/`"document"`) and the model path; returns the number of vectors.
+/// side (`"query"`/`"document"`), the model's fingerprint and its path; returns the
+/// number of vectors.
 pub fn write_store(
     path: &std::path::Path,
     items: impl IntoIterator<Item = (String, colzero_core::MultiVector)>,
     kind: &str,
     model: &std::path::Path,
 ) -> anyhow::Result<usize> {
+    use colzero_core::store::{KIND_KEY, MODEL_FINGERPRINT_KEY, MODEL_KEY};
     let mut w = colzero_core::StoreWriter::new();
-    w.metadata("colzero.kind", kind);
-    w.metadata("colzero.model", &model.display().to_string());
+    w.metadata(KIND_KEY, kind);
+    w.metadata(
+        MODEL_FINGERPRINT_KEY,
+        &colzero_model::model_fingerprint(model)?,
+    );
+    w.metadata(MODEL_KEY, &model.display().to_string());
     let mut tokens = 0usize;
     for (id, mv) in items {
         tokens += mv.n_tokens();
@@ -225,21 +242,46 @@ pub fn write_store(
     Ok(tokens)
 }
 
+/// Opens an embedding store used as the documents side (`role` names the flag in
+/// errors): a query store is refused, and so is a store of another model than `model`
+/// (when given). A store without provenance metadata is accepted with a note on stderr.
+pub fn open_document_store(
+    path: &std::path::Path,
+    role: &str,
+    model: Option<&std::path::Path>,
+) -> anyhow::Result<colzero_core::EmbeddingStore> {
+    let store = colzero_core::EmbeddingStore::open(path)?;
+    store.require_kind("document", role)?;
+    if let Some(m) = model {
+        let fp = colzero_model::model_fingerprint(m)?;
+        store.require_model(&fp, &format!("--model {}", m.display()))?;
+    }
+    if let Some(note) = store.unchecked_note() {
+        static NOTED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+        let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+        if !noted.iter().any(|p| p == path) {
+            noted.push(path.to_path_buf());
+            eprintln!("warning: {note}");
+        }
+    }
+    Ok(store)
+}
+
 /// PLAID search parameters (defaults documented in `colzero_index::SearchParams`).
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct PlaidArgs {
     /// Centroids probed per query token (default 8).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub n_probe: Option<usize>,
     /// Centroid-score pruning threshold (default 0.4; negative disables pruning).
     #[arg(long, allow_hyphen_values = true)]
     pub centroid_threshold: Option<f32>,
     /// Candidates kept after approximate scoring (default 4 x n-full).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub n_candidates: Option<usize>,
     /// Candidates decompressed and reranked exactly (default by k: 64 for k <= 10,
     /// 256 for k <= 100, else max(k, 2048)).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub n_full: Option<usize>,
     /// Rerank in f32 instead of 8-bit residual dot products (used on CPUs with
     /// AVX-512 VNNI; scores move by about 1e-4 per query token).

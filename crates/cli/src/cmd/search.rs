@@ -3,12 +3,16 @@
 //!
 //! Contract: queries come from `--query TEXT` (printed as a ranked list) or from
 //! `--queries FILE.jsonl` (`{"id","text"}`; written as a TREC run to `--output`, or
-//! printed). Ids are the store's tensor names. An `--output` that is one of the inputs (or
-//! a file inside the model or index) is refused before any work.
+//! printed). Ids are the store's tensor names. The store must hold document embeddings of
+//! the same `--model` (checked from its metadata; stores without it are accepted with a
+//! warning). An `--output` that is one of the inputs (or a file inside the model or index)
+//! is refused before any work.
 
-use super::{read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher};
+use super::{
+    open_document_store, read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
+};
 use anyhow::{bail, Result};
-use colzero_core::{fsutil, EmbeddingStore, Run};
+use colzero_core::{fsutil, Run};
 use colzero_index::{ExactIndex, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::PathBuf;
@@ -34,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     pub queries: Option<PathBuf>,
     /// Number of results per query.
-    #[arg(short = 'k', long, default_value_t = 10)]
+    #[arg(short = 'k', long, default_value_t = 10, value_parser = super::positive)]
     pub k: usize,
     /// Write a TREC run here instead of printing.
     #[arg(long)]
@@ -72,10 +76,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             Searcher::Plaid(Box::new(PlaidIndex::open(dir)?), args.plaid.params()),
             dir.clone(),
         ),
-        (None, Some(e)) => (
-            Searcher::Exact(ExactIndex::from_store(&EmbeddingStore::open(e)?)?),
-            e.clone(),
-        ),
+        (None, Some(e)) => {
+            let store = open_document_store(e, "search --embeddings", Some(&args.model))?;
+            (Searcher::Exact(ExactIndex::from_store(&store)?), e.clone())
+        }
         (None, None) => bail!("give --embeddings FILE or --index DIR"),
     };
     let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;

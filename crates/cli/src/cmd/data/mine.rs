@@ -71,7 +71,7 @@ pub struct MineArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Hard negatives per row.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::cmd::positive)]
     pub negatives: usize,
     /// Ranker of the negatives.
     #[arg(long, value_enum, default_value_t = Method::Bm25)]
@@ -89,7 +89,7 @@ pub struct MineArgs {
     #[arg(long)]
     pub source: Option<String>,
     /// Keep at most this many positives per query (highest relevance first, then id).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cmd::positive)]
     pub max_positives: Option<usize>,
     /// Allow mining the `test` split (its judgments would leak into training).
     #[arg(long)]

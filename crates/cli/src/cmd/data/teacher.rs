@@ -40,7 +40,7 @@ pub struct TeacherArgs {
     #[arg(long, default_value_t = 0)]
     pub skip_top: usize,
     /// Keep at most this many positives per query when mining (`--dataset`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cmd::positive)]
     pub max_positives: Option<usize>,
     /// Output KD directory (queries.jsonl, documents.jsonl, train.jsonl); replaced whole.
     /// Must be new, empty or a KD directory.
@@ -50,7 +50,7 @@ pub struct TeacherArgs {
     #[arg(long)]
     pub force: bool,
     /// Documents per query: the positive and up to N-1 negatives.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cmd::positive)]
     pub n_ways: usize,
     /// Divide every written score by T. KD turns a row's scores into a softmax
     /// distribution as they are, so raw cosines (all within a few tenths) make a nearly
