@@ -89,7 +89,9 @@ pub struct PlaidIndex {
     pub(crate) centroids: Vec<f32>,
     pub(crate) centroid_panels: Vec<f32>,
     pub(crate) ivf: Ivf,
-    pub(crate) chunks: Vec<Chunk>,
+    /// Mapped chunks, shared with other snapshots of the same directory
+    /// ([`PlaidIndex::open_reusing`]).
+    pub(crate) chunks: Vec<std::sync::Arc<Chunk>>,
     /// Per internal doc: (chunk, token start inside the chunk, token count).
     pub(crate) doc_loc: Vec<(u32, u64, u32)>,
     pub(crate) ids: Vec<String>,
@@ -103,6 +105,15 @@ impl PlaidIndex {
     /// collection removes them (see `writer.rs`); afterwards the snapshot stays valid
     /// whatever writers commit.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_reusing(dir, None)
+    }
+
+    /// [`PlaidIndex::open`], taking from `prev` (an earlier snapshot of the same directory)
+    /// every chunk the new manifest names identically (file, size, CRC, documents) instead
+    /// of mapping and checking it again: chunk files are never modified once published, so
+    /// a chunk verified once stays valid. Opening after an add then costs the new chunk
+    /// and the small per-generation files, not the whole index.
+    pub fn open_reusing(dir: &Path, prev: Option<&PlaidIndex>) -> Result<Self> {
         let _reading = crate::locks::lock_reader(dir)?;
         let manifest = format::read_manifest(dir)?;
         let m = &manifest;
@@ -145,8 +156,21 @@ impl PlaidIndex {
             manifest: manifest.clone(),
         };
         pack_panels(&index.centroids, m.dim, &mut index.centroid_panels);
+        let reusable: HashMap<&str, (&ChunkRef, &std::sync::Arc<Chunk>)> = match prev {
+            Some(p) if p.dir == dir && p.manifest.format_version == m.format_version => p
+                .manifest
+                .chunks
+                .iter()
+                .zip(&p.chunks)
+                .map(|(r, c)| (r.file.name.as_str(), (r, c)))
+                .collect(),
+            _ => HashMap::new(),
+        };
         for c in &manifest.chunks {
-            index.attach_chunk(c)?;
+            match reusable.get(c.file.name.as_str()) {
+                Some((r, chunk)) if *r == c => index.push_chunk(std::sync::Arc::clone(chunk)),
+                _ => index.attach_chunk(c)?,
+            }
         }
         index.set_docs(table)?;
         if index.ivf.len() != m.num_centroids {
@@ -172,6 +196,12 @@ impl PlaidIndex {
             ));
         }
         let chunk = Chunk::open(&self.dir, c, &self.manifest, self.codec.bytes_per_token())?;
+        self.push_chunk(std::sync::Arc::new(chunk));
+        Ok(())
+    }
+
+    /// Appends a validated chunk's documents.
+    fn push_chunk(&mut self, chunk: std::sync::Arc<Chunk>) {
         let ci = self.chunks.len() as u32;
         let mut start = 0u64;
         for &len in chunk.doclens() {
@@ -179,7 +209,6 @@ impl PlaidIndex {
             start += len as u64;
         }
         self.chunks.push(chunk);
-        Ok(())
     }
 
     /// Installs the id table (ids by internal number, tombstones).

@@ -155,7 +155,7 @@ impl IndexWriter {
 impl PlaidIndex {
     /// Adds documents in one transaction (see module docs).
     pub fn add(&mut self, ids: Vec<String>, embeddings: &[MultiVector]) -> Result<()> {
-        let mut w = IndexWriter::open(&self.dir, Wait::No)?;
+        let mut w = IndexWriter::open_with(&self.dir, Wait::No, Some(self))?;
         w.add(ids, embeddings)?;
         *self = w.commit()?;
         Ok(())
@@ -164,7 +164,7 @@ impl PlaidIndex {
     /// Deletes documents by external id in one transaction; returns how many were live
     /// and are now gone.
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize> {
-        let mut w = IndexWriter::open(&self.dir, Wait::No)?;
+        let mut w = IndexWriter::open_with(&self.dir, Wait::No, Some(self))?;
         let n = w.delete(ids)?;
         *self = w.commit()?;
         Ok(n)

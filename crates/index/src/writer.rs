@@ -95,6 +95,12 @@ impl IndexWriter {
     /// Locks `dir` for writing, removes litter of killed writers and opens the committed
     /// snapshot as the base of the next commit.
     pub fn open(dir: &Path, wait: Wait) -> Result<Self> {
+        Self::open_with(dir, wait, None)
+    }
+
+    /// [`IndexWriter::open`], reusing the chunks of `current` (a snapshot of the same
+    /// directory the caller holds, e.g. a service's) instead of checking them again.
+    pub fn open_with(dir: &Path, wait: Wait, current: Option<&PlaidIndex>) -> Result<Self> {
         if !dir.join(format::MANIFEST).exists() {
             return Err(IndexError::io(
                 dir.join(format::MANIFEST),
@@ -104,7 +110,7 @@ impl IndexWriter {
         let lock = lock_writer(dir, wait)?;
         // The generation first (litter counts), then the litter goes.
         let generation = format::next_generation(dir);
-        let base = PlaidIndex::open(dir)?;
+        let base = PlaidIndex::open_reusing(dir, current)?;
         collect_garbage_locked(dir, base.manifest());
         let table = base.doc_table();
         let lookup = base.lookup.clone();
@@ -171,7 +177,6 @@ impl IndexWriter {
         let dir = base.dir.clone();
         let version = base.manifest.format_version;
         let mut m: Manifest = base.manifest.clone();
-        drop(base);
         m.generation = g;
         fault::point("index.commit.begin");
         if let Some(st) = staged {
@@ -199,13 +204,54 @@ impl IndexWriter {
         fault::point("index.commit.manifest");
         collect_garbage_locked(&dir, &m);
         fault::point("index.commit.gc");
-        let index = PlaidIndex::open(&dir);
+        // The new snapshot shares the base's verified chunks.
+        let index = PlaidIndex::open_reusing(&dir, Some(&base));
         drop(lock);
         index
     }
 
     /// Drops the staged changes and their files (what dropping the writer does too).
     pub fn rollback(self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{clustered, SyntheticConfig};
+    use crate::{build_index, BuildConfig};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_commit_shares_the_verified_chunks_of_its_base() {
+        let (docs, _) = clustered(&SyntheticConfig {
+            dim: 32,
+            n_docs: 120,
+            n_queries: 1,
+            n_concepts: 16,
+            min_doc_len: 4,
+            max_doc_len: 12,
+            seed: 3,
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BuildConfig {
+            chunk_docs: 50,
+            ..Default::default()
+        };
+        let first = build_index(dir.path(), &docs[..100], &cfg).unwrap();
+        let mut w = IndexWriter::open_with(dir.path(), Wait::No, Some(&first)).unwrap();
+        assert!(Arc::ptr_eq(&w.base.chunks[1], &first.chunks[1]));
+        let (ids, embs): (Vec<String>, Vec<_>) = docs[100..].iter().cloned().unzip();
+        w.add(ids, &embs).unwrap();
+        let next = w.commit().unwrap();
+        assert_eq!(next.chunks.len(), 3);
+        assert!(Arc::ptr_eq(&next.chunks[0], &first.chunks[0]));
+        assert_eq!(next.len(), 120);
+        // A fresh open maps everything itself and sees the same documents.
+        let fresh = PlaidIndex::open(dir.path()).unwrap();
+        assert!(!Arc::ptr_eq(&fresh.chunks[0], &first.chunks[0]));
+        assert_eq!(fresh.reconstruct("d110"), next.reconstruct("d110"));
+    }
 }
 
 /// Removes garbage from `dir` under the writer lock, waiting for readers as long as it

@@ -17,7 +17,7 @@
 use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
 use colzero_core::lock::Wait;
-use colzero_core::{EmbeddingStore, MultiVector};
+use colzero_core::MultiVector;
 use colzero_index::{kmeans::sample_positions, BuildConfig, IndexBuilder, IndexWriter, PlaidIndex};
 use colzero_model::InputKind;
 use std::path::{Path, PathBuf};
