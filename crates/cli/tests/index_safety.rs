@@ -28,15 +28,17 @@ fn stderr(o: &Output) -> String {
 }
 
 const WORDS: [&str; 12] = [
-    "stem", "cells", "market", "vitamin", "bone", "river", "engine", "protein", "climate",
-    "music", "orbit", "forest",
+    "stem", "cells", "market", "vitamin", "bone", "river", "engine", "protein", "climate", "music",
+    "orbit", "forest",
 ];
 
 /// A JSONL corpus of `n` documents with ids `<prefix><i>`.
 fn corpus(path: &Path, prefix: &str, n: usize) {
     let mut s = String::new();
     for i in 0..n {
-        let text: Vec<&str> = (0..6).map(|j| WORDS[(i * 5 + j * 7) % WORDS.len()]).collect();
+        let text: Vec<&str> = (0..6)
+            .map(|j| WORDS[(i * 5 + j * 7) % WORDS.len()])
+            .collect();
         s.push_str(&format!(
             "{{\"id\": \"{prefix}{i}\", \"text\": \"{} {i}\"}}\n",
             text.join(" ")
@@ -128,11 +130,21 @@ fn a_held_index_is_refused_naming_the_holder_or_waited_for() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("writer.lock"), "{err}");
-    assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
-    let o = index_cmd("delete", &idx).args(["--ids", "b1"]).output().unwrap();
+    assert!(
+        err.contains(&format!("process {}", std::process::id())),
+        "{err}"
+    );
+    let o = index_cmd("delete", &idx)
+        .args(["--ids", "b1"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // With --wait, the command goes through once the holder is done.
-    let child = add(&idx, &docs).args(["--wait", "60"]).stdout(Stdio::null()).spawn().unwrap();
+    let child = add(&idx, &docs)
+        .args(["--wait", "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     drop(held);
     let o = child.wait_with_output().unwrap();
@@ -147,13 +159,25 @@ fn concurrent_adds_and_deletes_keep_every_acknowledged_change() {
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     corpus(&a, "a", 12);
     corpus(&b, "c", 12);
-    let ca = add(&idx, &a).args(["--wait", "120"]).stdout(Stdio::null()).spawn().unwrap();
-    let cb = add(&idx, &b).args(["--wait", "120"]).stdout(Stdio::null()).spawn().unwrap();
+    let ca = add(&idx, &a)
+        .args(["--wait", "120"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cb = add(&idx, &b)
+        .args(["--wait", "120"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let cd = index_cmd("delete", &idx)
         .args(["--ids", "b0,b1,b2", "--wait", "120"])
         .output()
         .unwrap();
-    for o in [ca.wait_with_output().unwrap(), cb.wait_with_output().unwrap(), cd] {
+    for o in [
+        ca.wait_with_output().unwrap(),
+        cb.wait_with_output().unwrap(),
+        cd,
+    ] {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let mut want = expect_ids("a", 12);
@@ -169,7 +193,10 @@ fn a_failing_add_changes_nothing_and_the_retry_works() {
     let dir = tempfile::tempdir().unwrap();
     let idx = build(dir.path(), 6);
     // One committed update so that the lock files exist, then the snapshot.
-    let o = index_cmd("delete", &idx).args(["--ids", "b5"]).output().unwrap();
+    let o = index_cmd("delete", &idx)
+        .args(["--ids", "b5"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let before = files(&idx);
     let docs = dir.path().join("new.jsonl");
@@ -189,7 +216,11 @@ fn a_failing_add_changes_nothing_and_the_retry_works() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("new.jsonl:5"), "{err}");
-    assert_eq!(files(&idx), before, "a failed add leaves the index byte-identical");
+    assert_eq!(
+        files(&idx),
+        before,
+        "a failed add leaves the index byte-identical"
+    );
     // An id already in the index: refused before anything is encoded.
     corpus(&docs, "n", 3);
     text.clear();
@@ -197,7 +228,11 @@ fn a_failing_add_changes_nothing_and_the_retry_works() {
     text.push_str("{\"id\": \"b1\", \"text\": \"again\"}\n");
     std::fs::write(&docs, &text).unwrap();
     let o = add(&idx, &docs).output().unwrap();
-    assert!(stderr(&o).contains("`b1` is already in the index"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`b1` is already in the index"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(files(&idx), before);
     // The fixed input goes through.
     corpus(&docs, "n", 8);
@@ -226,7 +261,10 @@ fn a_kill_at_every_write_step_leaves_old_or_new_and_no_litter() {
         ("index.commit.gc", true),
     ];
     for (step, applied) in steps {
-        let o = add(&idx, &docs).env("COLZERO_FAULT", step).output().unwrap();
+        let o = add(&idx, &docs)
+            .env("COLZERO_FAULT", step)
+            .output()
+            .unwrap();
         assert_eq!(o.status.signal(), Some(9), "{step}: {}", stderr(&o));
         assert_eq!(&ids(&idx), if applied { &new } else { &old }, "{step}");
         if applied {
@@ -308,13 +346,21 @@ fn ids_file_errors_name_the_line() {
     let idx = build(dir.path(), 4);
     let f = dir.path().join("ids.txt");
     std::fs::write(&f, b"\xEF\xBB\xBFb0\nb\xff1\n").unwrap();
-    let o = index_cmd("delete", &idx).arg("--ids-file").arg(&f).output().unwrap();
+    let o = index_cmd("delete", &idx)
+        .arg("--ids-file")
+        .arg(&f)
+        .output()
+        .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("ids.txt:2: not UTF-8"), "{err}");
     assert_eq!(ids(&idx).len(), 4, "nothing deleted");
     std::fs::write(&f, b"\xEF\xBB\xBFb0\n\n  b1  \n").unwrap();
-    let o = index_cmd("delete", &idx).arg("--ids-file").arg(&f).output().unwrap();
+    let o = index_cmd("delete", &idx)
+        .arg("--ids-file")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(ids(&idx), ["b2", "b3"]);
 }

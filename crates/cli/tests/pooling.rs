@@ -58,10 +58,16 @@ fn pool_factor_shrinks_documents_like_pylate() {
     for (name, src) in [("text", None), ("store", Some(&store))] {
         let idx = dir.path().join(name);
         let mut c = bin();
-        c.args(["index", "build", "--out"]).arg(&idx).args(["--pool-factor", "2"]);
+        c.args(["index", "build", "--out"])
+            .arg(&idx)
+            .args(["--pool-factor", "2"]);
         match src {
             Some(st) => c.arg("--embeddings").arg(st),
-            None => c.arg("--model").arg(tiny_model()).arg("--corpus").arg(&docs),
+            None => c
+                .arg("--model")
+                .arg(tiny_model())
+                .arg("--corpus")
+                .arg(&docs),
         };
         run(&mut c);
         assert_eq!(tokens(&idx), want, "{name}");

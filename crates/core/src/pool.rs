@@ -226,12 +226,16 @@ mod tests {
     }
 
     fn random_unit(n: usize, dim: usize, seed: u64) -> MultiVector {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut data = Vec::with_capacity(n * dim);
         for _ in 0..n {
             let row: Vec<f32> = (0..dim)
                 .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
                 })
                 .collect();
@@ -248,7 +252,11 @@ mod tests {
             let mv = random_unit(n, 16, seed);
             let rows: Vec<&[f32]> = (0..n).map(|t| mv.row(t)).collect();
             for k in [1, 2, n / 3 + 1, n / 2, n - 1] {
-                assert_eq!(ward_maxclust(&rows, k), greedy(&rows, k), "seed {seed} k {k}");
+                assert_eq!(
+                    ward_maxclust(&rows, k),
+                    greedy(&rows, k),
+                    "seed {seed} k {k}"
+                );
             }
         }
     }

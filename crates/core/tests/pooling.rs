@@ -14,14 +14,20 @@ fn matrix(v: &Value) -> (usize, Vec<f32>) {
     let dim = rows[0].as_array().unwrap().len();
     let data = rows
         .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
         .collect();
     (dim, data)
 }
 
 #[test]
 fn pooling_equals_pylate() {
-    let text = std::fs::read_to_string(repo_path("crates/core/tests/fixtures/pooling.json")).unwrap();
+    let text =
+        std::fs::read_to_string(repo_path("crates/core/tests/fixtures/pooling.json")).unwrap();
     let fx: Value = serde_json::from_str(&text).unwrap();
     let docs: Vec<MultiVector> = fx["documents"]
         .as_array()
@@ -44,13 +50,21 @@ fn pooling_equals_pylate() {
             let prot = p.min(doc.n_tokens());
             let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
             for t in 0..prot {
-                assert!(close(got.row(t), &want[t * dim..(t + 1) * dim]), "protected row {t}");
+                assert!(
+                    close(got.row(t), &want[t * dim..(t + 1) * dim]),
+                    "protected row {t}"
+                );
             }
             let mut used = vec![false; n_want];
             for t in prot..n_want {
                 let w = &want[t * dim..(t + 1) * dim];
                 let hit = (prot..n_want).find(|&g| !used[g] && close(got.row(g), w));
-                let g = hit.unwrap_or_else(|| panic!("f {f} p {p} n {}: PyLate row {t} not produced", doc.n_tokens()));
+                let g = hit.unwrap_or_else(|| {
+                    panic!(
+                        "f {f} p {p} n {}: PyLate row {t} not produced",
+                        doc.n_tokens()
+                    )
+                });
                 used[g] = true;
                 checked += 1;
             }

@@ -27,8 +27,8 @@ use crate::format::{self, ChunkRef, CodecParams, DocTable, Manifest, FORMAT_VERS
 use crate::ivf::IvfLists;
 use crate::kernel::pack_panels;
 use crate::kmeans::{kmeans, num_centroids, sample_positions, KMeansConfig};
-use crate::plaid::PlaidIndex;
 use crate::locks::{self, READERS_LOCK, WRITER_LOCK};
+use crate::plaid::PlaidIndex;
 use colzero_core::lock::{FileLock, Wait};
 use colzero_core::MultiVector;
 use rand::seq::SliceRandom;

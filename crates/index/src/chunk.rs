@@ -52,7 +52,12 @@ impl Chunk {
 
 impl Chunk {
     /// Maps and validates the chunk `c` of the index in `dir` (see module docs).
-    pub(crate) fn open(dir: &Path, c: &ChunkRef, m: &Manifest, bytes_per_token: usize) -> Result<Self> {
+    pub(crate) fn open(
+        dir: &Path,
+        c: &ChunkRef,
+        m: &Manifest,
+        bytes_per_token: usize,
+    ) -> Result<Self> {
         let path = dir.join(&c.file.name);
         let cb = c.code_bytes as usize;
         if cb != 4 && !(cb == 2 && m.format_version >= 2) {
@@ -148,4 +153,3 @@ pub(crate) fn write_chunk(
         code_bytes,
     })
 }
-

@@ -295,12 +295,7 @@ impl ResidualCodec {
 
     /// The inverse norms of tokens' reconstructions `c + weights[bucket]` (1 for a zero
     /// vector), as [`Self::decode_rows`] gives them, decoded 1,024 tokens at a time.
-    pub(crate) fn inv_norms(
-        &self,
-        centroids: &[f32],
-        codes: Codes<'_>,
-        res: &[u8],
-    ) -> Vec<f32> {
+    pub(crate) fn inv_norms(&self, centroids: &[f32], codes: Codes<'_>, res: &[u8]) -> Vec<f32> {
         let bpt = self.bytes_per_token();
         let (mut rows, mut scales) = (Vec::new(), Vec::new());
         let mut out = Vec::with_capacity(codes.len());
@@ -490,13 +485,7 @@ mod tests {
                 .map(|_| rng.random())
                 .collect();
             let (mut rows, mut scales) = (Vec::new(), Vec::new());
-            codec.decode_rows(
-                &centroids,
-                Codes::U16(&codes),
-                &res,
-                &mut rows,
-                &mut scales,
-            );
+            codec.decode_rows(&centroids, Codes::U16(&codes), &res, &mut rows, &mut scales);
             assert_eq!((rows.len(), scales.len()), (ntok * dim, ntok));
             let bpt = codec.bytes_per_token();
             for t in 0..ntok {

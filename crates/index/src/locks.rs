@@ -57,4 +57,3 @@ pub(crate) fn collect_garbage_locked(dir: &Path, m: &Manifest) -> Option<usize> 
     drop(lock);
     Some(n)
 }
-

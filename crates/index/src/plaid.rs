@@ -16,9 +16,9 @@
 //! - Search is in `search.rs`, updates in `update.rs` (staged by the one writer of
 //!   `writer.rs`), building in `build.rs`.
 
+use crate::chunk::Chunk;
 use crate::codec::{Codes, ResidualCodec};
 use crate::error::{IndexError, Result};
-use crate::chunk::Chunk;
 use crate::format::{self, ChunkRef, DocTable, Manifest};
 use crate::ivf::Ivf;
 use crate::kernel::pack_panels;

@@ -38,8 +38,8 @@ use colzero_core::lock::{FileLock, Wait};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use crate::locks::{READERS_LOCK, READER_WAIT, WRITER_LOCK};
 use crate::locks::{collect_garbage_locked, lock_writer};
+pub use crate::locks::{READERS_LOCK, READER_WAIT, WRITER_LOCK};
 
 /// Data staged by [`IndexWriter::add`]: the centroids (grown by outliers), the inverted
 /// lists and the chunk files written so far.

@@ -297,14 +297,22 @@ fn two_writers_four_readers_and_kills() {
         r.join().unwrap();
     }
     let errors = errors.lock().unwrap().clone();
-    assert!(errors.is_empty(), "{} search errors: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "{} search errors: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
 
     // The final state: exactly the expected ids, each with its own vectors.
     let litter_before = colzero_index::writer::collect_garbage(&dir, Wait::No).unwrap();
     let idx = PlaidIndex::open(&dir).unwrap();
     let got: BTreeSet<String> = idx.ids().map(String::from).collect();
     assert_eq!(got.len(), expected.len());
-    assert!(got == expected, "live ids differ from the acknowledged operations");
+    assert!(
+        got == expected,
+        "live ids differ from the acknowledged operations"
+    );
     for id in got.iter().step_by(7) {
         let rec = idx.reconstruct(id).unwrap();
         let want = vectors_of(&pool, id);

@@ -78,7 +78,9 @@ fn second_writer_is_refused_or_waits() {
     let p = dir.path().join("idx");
     build_index(&p, &docs[..80], &cfg()).unwrap();
     let w = IndexWriter::open(&p, Wait::No).unwrap();
-    let err = IndexWriter::open(&p, Wait::No).err().expect("second writer refused");
+    let err = IndexWriter::open(&p, Wait::No)
+        .err()
+        .expect("second writer refused");
     let msg = err.to_string();
     assert!(
         matches!(err, IndexError::Core(CoreError::Locked { .. })),
@@ -129,7 +131,10 @@ fn dropped_or_failed_writer_leaves_the_directory_byte_identical() {
     w.add(ids, &embs).unwrap();
     assert_eq!(w.delete(&["d4"]).unwrap(), 1);
     assert!(w.contains("d150") && !w.contains("d4"));
-    assert!(snapshot(&p).len() > before.len(), "chunks are staged on disk");
+    assert!(
+        snapshot(&p).len() > before.len(),
+        "chunks are staged on disk"
+    );
     drop(w);
     assert_eq!(snapshot(&p), before);
 
@@ -142,10 +147,7 @@ fn dropped_or_failed_writer_leaves_the_directory_byte_identical() {
     assert!(matches!(err, IndexError::Dim { .. }), "{err}");
     // A duplicate id is refused before anything is written, also against staged ids.
     let (ids, embs) = ids_of(&docs[100..101]);
-    assert!(matches!(
-        w.add(ids, &embs),
-        Err(IndexError::DuplicateId(_))
-    ));
+    assert!(matches!(w.add(ids, &embs), Err(IndexError::DuplicateId(_))));
     drop(w);
     assert_eq!(snapshot(&p), before);
     let idx = PlaidIndex::open(&p).unwrap();
@@ -177,8 +179,18 @@ fn a_multi_chunk_commit_is_one_generation_and_equals_one_big_add() {
     assert_eq!(ib.len(), 200);
     let p = SearchParams::default();
     for (_, q) in &queries {
-        let ha: Vec<String> = ia.search_with(q, 10, &p, None).unwrap().into_iter().map(|h| h.id).collect();
-        let hb: Vec<String> = ib.search_with(q, 10, &p, None).unwrap().into_iter().map(|h| h.id).collect();
+        let ha: Vec<String> = ia
+            .search_with(q, 10, &p, None)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let hb: Vec<String> = ib
+            .search_with(q, 10, &p, None)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
         let common = ha.iter().filter(|i| hb.contains(i)).count();
         assert!(common >= 8, "{ha:?} vs {hb:?}");
     }
@@ -225,7 +237,10 @@ fn readers_keep_their_snapshot_and_gc_waits_for_opening_readers() {
     w.add(ids, &embs).unwrap();
     w.delete(&["d7"]).unwrap();
     w.commit().unwrap();
-    let old_files: Vec<String> = vec![old.manifest().docs.name.clone(), old.manifest().ivf.name.clone()];
+    let old_files: Vec<String> = vec![
+        old.manifest().docs.name.clone(),
+        old.manifest().ivf.name.clone(),
+    ];
     assert!(old_files.iter().all(|f| !p.join(f).exists()));
     // The old snapshot still answers exactly as before.
     assert_eq!(old.search_with(q, 5, &params, None).unwrap(), before);
@@ -256,7 +271,9 @@ fn failed_fresh_build_leaves_no_directory() {
     let (ids, embs) = ids_of(&docs[..20]);
     b.add_chunk(ids, &embs).unwrap();
     // Another writer cannot get in while the builder holds the directory.
-    assert!(FileLock::try_exclusive(&p.join("writer.lock")).unwrap().is_none());
+    assert!(FileLock::try_exclusive(&p.join("writer.lock"))
+        .unwrap()
+        .is_none());
     drop(b);
     assert!(!p.exists(), "{:?}", snapshot(&p));
 }

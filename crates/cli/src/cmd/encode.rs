@@ -5,7 +5,7 @@
 //! `colzero_core::store`). Written atomically; an output that is `--input` or `--model`
 //! (or a file inside the model) is refused before any work.
 
-use super::{read_id_texts, write_store, AnyEncoder, Ctx, EncoderArgs, Mode};
+use super::{load_encoder, read_id_texts, write_store, Ctx, EncoderArgs, Mode};
 use anyhow::Result;
 use colzero_core::fsutil;
 use colzero_model::InputKind;
@@ -55,9 +55,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     fsutil::ensure_output_not_input("--output", &args.output, &inputs)?;
     fsutil::ensure_not_part_of("--output", &args.output, &inputs[1..])?;
     let recs = read_id_texts(&args.input)?;
-    let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
+    let model = load_encoder(&args.model, args.mode, &args.encoder)?;
     let texts: Vec<String> = recs.iter().map(|r| r.text.clone()).collect();
-    let embs = model.encode(&texts, args.kind.into(), &args.encoder, ctx)?;
+    let embs = model.encode(&texts, args.kind.into(), &args.encoder.encode_options(ctx))?;
     let n = recs.len();
     let kind = match args.kind {
         Kind::Query => "query",

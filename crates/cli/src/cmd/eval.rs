@@ -17,7 +17,7 @@
 //! embeddings, a dataset file, anything in the model or index folder) is refused first.
 
 use super::{
-    open_document_store, write_store, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
+    load_encoder, open_document_store, write_store, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
 };
 use anyhow::{Context, Result};
 use colzero_core::{fsutil, MultiVector, Run};
@@ -80,7 +80,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let policies = Policy::parse_list(&args.policy)?;
     let t0 = Instant::now();
     let ds = BeirDataset::load(&args.dataset, &args.split)?;
-    let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
+    let model = load_encoder(&args.model, args.mode, &args.encoder)?;
     let t_load = t0.elapsed().as_secs_f64();
     eprintln!(
         "{}: {} documents, {} queries; model: {}",
@@ -112,7 +112,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 Some(path) => load_documents(path, &ds, &args.model)?,
                 None => {
                     let texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
-                    model.encode(&texts, InputKind::Document, &args.encoder, ctx)?
+                    model.encode(
+                        &texts,
+                        InputKind::Document,
+                        &args.encoder.encode_options(ctx),
+                    )?
                 }
             };
             let n: usize = doc_embs.iter().map(|e| e.n_tokens()).sum();
@@ -129,7 +133,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let t_docs = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let q_texts: Vec<String> = ds.queries.iter().map(|q| q.text.clone()).collect();
-    let q_embs = model.encode(&q_texts, InputKind::Query, &args.encoder, ctx)?;
+    let q_embs = model.encode(
+        &q_texts,
+        InputKind::Query,
+        &args.encoder.encode_options(ctx),
+    )?;
     let t_queries = t2.elapsed().as_secs_f64();
     if args.save_embeddings {
         let ids = ds.queries.iter().map(|q| q.id.clone());

@@ -14,7 +14,7 @@
 //! at the end switches the index; a failure or a kill leaves the index as it was.
 //! `check` verifies every file and removes what no manifest references.
 
-use super::{corpus, AnyEncoder, Ctx, EncoderArgs, Mode};
+use super::{corpus, load_encoder, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
 use colzero_core::lock::Wait;
 use colzero_core::MultiVector;
@@ -196,7 +196,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
 
 fn load_model(source: &Source) -> Result<Option<AnyEncoder>> {
     match &source.model {
-        Some(m) => Ok(Some(AnyEncoder::load(m, Mode::Colbert, &source.encoder)?)),
+        Some(m) => Ok(Some(load_encoder(m, Mode::Colbert, &source.encoder)?)),
         None => Ok(None),
     }
 }
@@ -239,7 +239,11 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
                 n,
                 pooled(
                     source,
-                    m.encode(&texts, InputKind::Document, &source.encoder, ctx)?,
+                    m.encode(
+                        &texts,
+                        InputKind::Document,
+                        &source.encoder.encode_options(ctx),
+                    )?,
                 ),
             )
         }
@@ -296,7 +300,11 @@ fn for_each_chunk_with(
     let mut ids = Vec::with_capacity(chunk);
     let mut texts = Vec::with_capacity(chunk);
     let mut flush = |ids: &mut Vec<String>, texts: &mut Vec<String>| -> Result<()> {
-        let embs = model.encode(texts, InputKind::Document, &source.encoder, ctx)?;
+        let embs = model.encode(
+            texts,
+            InputKind::Document,
+            &source.encoder.encode_options(ctx),
+        )?;
         f(std::mem::take(ids), &pooled(source, embs))?;
         texts.clear();
         Ok(())
@@ -354,7 +362,9 @@ fn check_new_ids(source: &Source, w: &IndexWriter) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     let mut check = |id: &str| -> Result<()> {
         if w.contains(id) {
-            bail!("document id `{id}` is already in the index (delete it first); nothing was added");
+            bail!(
+                "document id `{id}` is already in the index (delete it first); nothing was added"
+            );
         }
         if !seen.insert(id.to_string()) {
             bail!("document id `{id}` appears twice in the input; nothing was added");

@@ -95,89 +95,27 @@ pub enum Mode {
     Dense,
 }
 
-/// Resolves `Mode::Auto` by reading `modules.json`: a sentence-transformers Pooling
-/// module means a dense model; anything else (Dense head, Stanford checkpoint) ColBERT.
-pub fn resolve_mode(model: &std::path::Path, mode: Mode) -> Mode {
-    if mode != Mode::Auto {
-        return mode;
-    }
-    let modules = std::fs::read_to_string(model.join("modules.json")).unwrap_or_default();
-    if modules.contains("models.Pooling") {
-        Mode::Dense
-    } else {
-        Mode::Colbert
+impl From<Mode> for colzero_model::Mode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Auto => colzero_model::Mode::Auto,
+            Mode::Colbert => colzero_model::Mode::Colbert,
+            Mode::Dense => colzero_model::Mode::Dense,
+        }
     }
 }
 
-/// A loaded encoder of either kind, producing multi-vectors (dense vectors become
-/// one-token multi-vectors, so MaxSim reduces to the dot product).
-pub enum AnyEncoder {
-    Colbert(Box<colzero_model::ColBERT>),
-    Dense(Box<colzero_model::DenseEncoder>),
-}
+/// The model crate's encoder (ColBERT or dense, chosen there); the CLI only turns its
+/// flags into load and encode options.
+pub use colzero_model::Encoder as AnyEncoder;
 
-impl AnyEncoder {
-    /// Loads `model` in the given mode.
-    pub fn load(model: &std::path::Path, mode: Mode, args: &EncoderArgs) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        // A model folder whose replacement was cut short by a kill is put back first.
-        colzero_core::fsutil::recover_dir(model)?;
-        let opts = args.load_options();
-        Ok(match resolve_mode(model, mode) {
-            Mode::Dense => AnyEncoder::Dense(Box::new(
-                colzero_model::DenseEncoder::load(model, &opts)
-                    .with_context(|| format!("loading dense model {}", model.display()))?,
-            )),
-            _ => AnyEncoder::Colbert(Box::new(
-                colzero_model::ColBERT::load(model, &opts)
-                    .with_context(|| format!("loading ColBERT model {}", model.display()))?,
-            )),
-        })
-    }
-
-    /// Short description for logs and reports.
-    pub fn describe(&self) -> String {
-        match self {
-            AnyEncoder::Colbert(m) => {
-                let c = m.config();
-                format!(
-                    "ColBERT dim {} q_len {} d_len {} q_prompt {:?} d_prompt {:?}",
-                    c.embedding_dim,
-                    c.query_length,
-                    c.document_length,
-                    c.query_prompt.clone().unwrap_or_default(),
-                    c.document_prompt.clone().unwrap_or_default()
-                )
-            }
-            AnyEncoder::Dense(m) => format!("dense ({:?} pooling)", m.pooling()),
-        }
-    }
-
-    /// Encodes texts of one kind.
-    pub fn encode(
-        &self,
-        texts: &[String],
-        kind: colzero_model::InputKind,
-        args: &EncoderArgs,
-        ctx: &Ctx,
-    ) -> anyhow::Result<Vec<colzero_core::MultiVector>> {
-        match self {
-            AnyEncoder::Colbert(m) => Ok(m.encode(texts, kind, &args.encode_options(ctx))?),
-            AnyEncoder::Dense(m) => {
-                let pb = progress(texts.len() as u64, ctx, "encoding");
-                let mut out = Vec::with_capacity(texts.len());
-                for chunk in texts.chunks(args.batch_size.max(1) * 8) {
-                    for v in m.encode(chunk)? {
-                        let dim = v.len();
-                        out.push(colzero_core::MultiVector::new(dim, v)?);
-                    }
-                    pb.inc(chunk.len() as u64);
-                }
-                pb.finish_and_clear();
-                Ok(out)
-            }
-        }
-    }
+/// Loads `model` with the encoder flags.
+pub fn load_encoder(
+    model: &std::path::Path,
+    mode: Mode,
+    args: &EncoderArgs,
+) -> anyhow::Result<AnyEncoder> {
+    Ok(AnyEncoder::load(model, mode.into(), &args.load_options())?)
 }
 
 /// A progress bar on stderr (hidden with `--quiet`).

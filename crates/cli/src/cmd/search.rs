@@ -9,7 +9,7 @@
 //! is refused before any work.
 
 use super::{
-    open_document_store, read_id_texts, AnyEncoder, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
+    load_encoder, open_document_store, read_id_texts, Ctx, EncoderArgs, Mode, PlaidArgs, Searcher,
 };
 use anyhow::{bail, Result};
 use colzero_core::{fsutil, Run};
@@ -82,8 +82,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         }
         (None, None) => bail!("give --embeddings FILE or --index DIR"),
     };
-    let model = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
-    let q = model.encode(&texts, InputKind::Query, &args.encoder, ctx)?;
+    let model = load_encoder(&args.model, args.mode, &args.encoder)?;
+    let q = model.encode(&texts, InputKind::Query, &args.encoder.encode_options(ctx))?;
     if let Some(first) = q.first() {
         if first.dim() != index.dim() && index.dim() != 0 {
             bail!(

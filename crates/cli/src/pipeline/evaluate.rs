@@ -7,7 +7,7 @@
 //! `key` (the stage hash), model, dataset path and split all match is reused without
 //! loading the model; the model is loaded at most once per call.
 
-use crate::cmd::{AnyEncoder, Ctx, EncoderArgs, Mode};
+use crate::cmd::{load_encoder, AnyEncoder, Ctx, EncoderArgs, Mode};
 use anyhow::{Context, Result};
 use colzero_core::{fsutil, Run};
 use colzero_eval::{evaluate, BeirDataset, EvalOptions, Metric};
@@ -95,7 +95,7 @@ pub fn evaluate_cached(
         }
         let t0 = Instant::now();
         if encoder.is_none() {
-            encoder = Some(AnyEncoder::load(model, mode, &args)?);
+            encoder = Some(load_encoder(model, mode, &args)?);
         }
         let enc = encoder.as_ref().expect("loaded above");
         let ds = BeirDataset::load(ds_path, split)
@@ -107,11 +107,11 @@ pub fn evaluate_cached(
             ds.queries.len()
         );
         let texts: Vec<String> = ds.corpus.iter().map(|d| d.full_text()).collect();
-        let docs = enc.encode(&texts, InputKind::Document, &args, ctx)?;
+        let docs = enc.encode(&texts, InputKind::Document, &args.encode_options(ctx))?;
         let ids = ds.corpus.iter().map(|d| d.id.clone());
         let index = ExactIndex::from_embeddings(ids.zip(docs).collect())?;
         let qtexts: Vec<String> = ds.queries.iter().map(|q| q.text.clone()).collect();
-        let q = enc.encode(&qtexts, InputKind::Query, &args, ctx)?;
+        let q = enc.encode(&qtexts, InputKind::Query, &args.encode_options(ctx))?;
         let hits = index.search_batch(&q, 100)?;
         let run: Run = ds.queries.iter().map(|q| q.id.clone()).zip(hits).collect();
         let report = evaluate(&ds.qrels, &run, &metrics, &EvalOptions::default())?;
@@ -128,10 +128,7 @@ pub fn evaluate_cached(
             dataset_path: ds_path.clone(),
             split: split.to_string(),
             model: model.to_path_buf(),
-            mode: match enc {
-                AnyEncoder::Colbert(_) => "colbert".into(),
-                AnyEncoder::Dense(_) => "dense".into(),
-            },
+            mode: enc.mode_name().into(),
             key: key.to_string(),
             ndcg_at_10: ndcg,
             metrics: values,

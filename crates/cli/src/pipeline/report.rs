@@ -176,9 +176,11 @@ pub fn write_report(
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let png = dir.join(format!("{stem}.png"));
-    if let Err(e) =
-        colzero_eval::plot::bar_chart_png(&table.bar_chart(), &png, colzero_eval::plot::BAR_CHART_SIZE)
-    {
+    if let Err(e) = colzero_eval::plot::bar_chart_png(
+        &table.bar_chart(),
+        &png,
+        colzero_eval::plot::BAR_CHART_SIZE,
+    ) {
         eprintln!("warning: {} not written: {e}", png.display());
     }
     let mut md = table.to_markdown();

@@ -2,7 +2,7 @@
 //! the contract in `cmd/data.rs`). Also the candidate miner `colzero data teacher` uses.
 
 use super::{write_jsonl, Ctx};
-use crate::cmd::{progress, AnyEncoder, EncoderArgs, Mode};
+use crate::cmd::{load_encoder, progress, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
 use colzero_eval::BeirDataset;
 use colzero_index::bm25::{Analyzer, Bm25Index, Bm25Params};
@@ -155,12 +155,12 @@ fn rank(ds: &BeirDataset, r: &Ranker, depth: usize, ctx: &Ctx) -> Result<Vec<Vec
             let Some(model) = r.model else {
                 bail!("--method model needs --model DIR");
             };
-            let enc = AnyEncoder::load(model, r.mode, r.encoder)?;
+            let enc = load_encoder(model, r.mode, r.encoder)?;
             let (ids, texts): (Vec<String>, Vec<String>) =
                 ds.documents().map(|(i, t)| (i.to_string(), t)).unzip();
-            let docs = enc.encode(&texts, InputKind::Document, r.encoder, ctx)?;
+            let docs = enc.encode(&texts, InputKind::Document, &r.encoder.encode_options(ctx))?;
             let index = ExactIndex::from_embeddings(ids.into_iter().zip(docs).collect())?;
-            let q = enc.encode(&queries, InputKind::Query, r.encoder, ctx)?;
+            let q = enc.encode(&queries, InputKind::Query, &r.encoder.encode_options(ctx))?;
             let pb = progress(q.len() as u64, ctx, "exact search");
             let mut out = Vec::with_capacity(q.len());
             for chunk in q.chunks(256) {

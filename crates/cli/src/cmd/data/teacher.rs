@@ -3,7 +3,7 @@
 
 use super::mine::{load_split, mine, Bm25Args, Method, MineSpec, Ranker};
 use super::Ctx;
-use crate::cmd::{progress, AnyEncoder, EncoderArgs, Mode};
+use crate::cmd::{load_encoder, progress, EncoderArgs, Mode};
 use anyhow::{bail, Context, Result};
 use colzero_core::fsutil::{self, atomic_dir, atomic_write};
 use colzero_core::jsonl::Lines;
@@ -252,7 +252,7 @@ pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|(q, docs)| (qs.id(q), docs.iter().map(|d| ds.id(d)).collect()))
         .collect();
-    let enc = AnyEncoder::load(&args.model, args.mode, &args.encoder)?;
+    let enc = load_encoder(&args.model, args.mode, &args.encoder)?;
     eprintln!(
         "teacher {}: {} rows, {} queries, {} documents",
         enc.describe(),
@@ -260,8 +260,16 @@ pub fn run(args: TeacherArgs, ctx: &Ctx) -> Result<()> {
         qs.texts.len(),
         ds.texts.len()
     );
-    let qv = enc.encode(&qs.texts, InputKind::Query, &args.encoder, ctx)?;
-    let dv = enc.encode(&ds.texts, InputKind::Document, &args.encoder, ctx)?;
+    let qv = enc.encode(
+        &qs.texts,
+        InputKind::Query,
+        &args.encoder.encode_options(ctx),
+    )?;
+    let dv = enc.encode(
+        &ds.texts,
+        InputKind::Document,
+        &args.encoder.encode_options(ctx),
+    )?;
     if let (Some(a), Some(b)) = (qv.first(), dv.first()) {
         if a.dim() != b.dim() {
             bail!("teacher query dim {} != document dim {}", a.dim(), b.dim());
