@@ -1,16 +1,18 @@
 //! The periodic evaluation hook: nDCG@10 of the current weights on a BEIR split.
 //!
 //! Contract: documents (`title + " " + text`, stripped) and queries are encoded with the
-//! model in inference mode (no dropout), every query is scored against every document
-//! with exact MaxSim (`colzero_core::maxsim`), the top 100 form a run, and
-//! `colzero_eval::evaluate` gives nDCG@10 with pytrec_eval semantics. Documents are
-//! encoded once per call (the weights change between calls).
+//! model in inference mode (no dropout), searched exactly through the same
+//! `colzero_index::ExactIndex` that `colzero eval` and the pipeline's evaluation use
+//! (MaxSim, top 100, ties by document id ascending), and `colzero_eval::evaluate` gives
+//! nDCG@10 with pytrec_eval semantics. So the trainer's nDCG equals `colzero eval`'s on
+//! the same weights and queries. Documents are encoded once per call (the weights change
+//! between calls).
 
 use crate::{Result, TrainError};
-use colzero_core::{maxsim_scores, top_k, Hit, Run};
+use colzero_core::Run;
 use colzero_eval::{evaluate, BeirDataset, EvalOptions, Metric};
+use colzero_index::ExactIndex;
 use colzero_model::{ColBERT, EncodeOptions, InputKind};
-use rayon::prelude::*;
 use std::path::Path;
 
 /// A loaded evaluation set.
@@ -55,21 +57,13 @@ impl EvalSet {
         let queries = &self.ds.queries[..self.max_queries];
         let qtexts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
         let qvec = model.encode(&qtexts, InputKind::Query, &opts)?;
-        let run: Run = queries
-            .par_iter()
-            .zip(qvec.par_iter())
-            .map(|(q, qv)| {
-                let scores = maxsim_scores(qv, &dvec);
-                let hits = top_k(&scores, 100)
-                    .into_iter()
-                    .map(|(i, s)| Hit {
-                        id: docs[i].0.to_string(),
-                        score: s,
-                    })
-                    .collect();
-                (q.id.clone(), hits)
-            })
-            .collect();
+        let ids = docs.iter().map(|(id, _)| id.to_string());
+        let index = ExactIndex::from_embeddings(ids.zip(dvec).collect())
+            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        let hits = index
+            .search_batch(&qvec, 100)
+            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        let run: Run = queries.iter().map(|q| q.id.clone()).zip(hits).collect();
         let metric = Metric::parse("ndcg@10").map_err(|e| TrainError::Eval(e.to_string()))?;
         let report = evaluate(
             &self.ds.qrels,

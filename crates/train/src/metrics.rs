@@ -120,4 +120,3 @@ pub fn read_steps(path: &Path) -> Result<Vec<StepRecord>> {
         .filter(|r| r.kind == "step")
         .collect())
 }
-
