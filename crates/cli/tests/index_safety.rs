@@ -3,8 +3,9 @@
 //! keep every acknowledged change, `index add` is all or nothing per command (a bad line
 //! late in the input leaves the index byte-identical and the retry works), a kill at
 //! every write step of add and delete leaves the old or the new index and no litter after
-//! the next writer, searches during an add never fail, and `--ids-file` errors name the
-//! line.
+//! the next writer, searches during an add never fail, `--ids-file` errors name the
+//! line, and an index refuses queries or documents of another model than the one that
+//! built it (the manifest records its model fingerprint).
 
 use colzero_core::lock::{FileLock, Wait};
 use std::collections::BTreeMap;
@@ -363,4 +364,73 @@ fn ids_file_errors_name_the_line() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(ids(&idx), ["b2", "b3"]);
+}
+
+/// A copy of the tiny model with one weight changed: same shapes, another fingerprint.
+fn other_model(dir: &Path) -> PathBuf {
+    let src = tiny_model();
+    let dst = dir.join("other-model");
+    for e in walk(&src) {
+        let rel = e.strip_prefix(&src).unwrap();
+        std::fs::create_dir_all(dst.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&e, dst.join(rel)).unwrap();
+    }
+    let w = dst.join("1_Dense/model.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 2] ^= 0x01; // the last weight's low mantissa bits
+    std::fs::write(&w, bytes).unwrap();
+    dst
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_index_refuses_queries_and_documents_of_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = build(dir.path(), 6);
+    let other = other_model(dir.path());
+    let o = bin()
+        .args(["search", "--model"])
+        .arg(&other)
+        .arg("--index")
+        .arg(&idx)
+        .args(["--query", "stem cells"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("another model"), "{err}");
+    let docs = dir.path().join("new.jsonl");
+    corpus(&docs, "n", 2);
+    let o = index_cmd("add", &idx)
+        .arg("--model")
+        .arg(&other)
+        .arg("--corpus")
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("another model"), "{}", stderr(&o));
+    assert_eq!(ids(&idx).len(), 6);
+    // The model that built it is accepted.
+    let o = bin()
+        .args(["search", "--model"])
+        .arg(tiny_model())
+        .arg("--index")
+        .arg(&idx)
+        .args(["--query", "stem cells"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -102,6 +102,7 @@ pub struct IndexBuilder {
     /// Files written so far (removed if the builder is dropped unfinished).
     written: Vec<PathBuf>,
     finished: bool,
+    model_fingerprint: Option<String>,
 }
 
 impl Drop for IndexBuilder {
@@ -248,7 +249,14 @@ impl IndexBuilder {
             created_dir: false,
             written: Vec::new(),
             finished: false,
+            model_fingerprint: None,
         })
+    }
+
+    /// Records the fingerprint of the model whose vectors the index will hold (stored in
+    /// the manifest).
+    pub fn set_model_fingerprint(&mut self, fingerprint: Option<String>) {
+        self.model_fingerprint = fingerprint;
     }
 
     /// Number of centroids trained.
@@ -355,6 +363,7 @@ impl IndexBuilder {
             ivf,
             docs,
             chunks: std::mem::take(&mut self.chunks),
+            model_fingerprint: self.model_fingerprint.clone(),
         };
         colzero_core::fault::point("index.build.files");
         format::commit_manifest(dir, &manifest)?;

@@ -179,6 +179,11 @@ pub struct Manifest {
     pub ivf: FileRef,
     pub docs: FileRef,
     pub chunks: Vec<ChunkRef>,
+    /// Fingerprint of the model whose document vectors the index holds (see
+    /// `colzero_model::model_fingerprint`), when the builder knew it; queries from another
+    /// model are refused by the CLI. Absent in indexes built before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_fingerprint: Option<String>,
 }
 
 /// Writes `bytes` as `dir/name` atomically and returns its reference.

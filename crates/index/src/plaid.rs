@@ -336,6 +336,11 @@ impl PlaidIndex {
             .map(|(id, _)| id.as_str())
     }
 
+    /// Fingerprint of the model whose document vectors the index holds, when recorded.
+    pub fn model_fingerprint(&self) -> Option<&str> {
+        self.manifest.model_fingerprint.as_deref()
+    }
+
     /// The manifest currently committed.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

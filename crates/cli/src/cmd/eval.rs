@@ -98,6 +98,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let (searcher, n_vectors) = match &args.index {
         Some(dir) => {
             let idx = PlaidIndex::open(dir)?;
+            // A model whose files cannot be fingerprinted is not checked here (loading
+            // it below reports what is wrong with it).
+            let fp = colzero_model::model_fingerprint(&args.model).ok();
+            let what = format!("--model {}", args.model.display());
+            super::check_index_model(&idx, fp.as_deref(), &what)?;
             check_same_documents(
                 &format!("{}", ds.dir.join("corpus.jsonl").display()),
                 ds.corpus.iter().map(|d| d.id.as_str()),

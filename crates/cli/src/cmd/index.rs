@@ -149,6 +149,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         Action::Add { source, index } => {
             let mut w = IndexWriter::open(&index, Wait::from_secs(source.wait))?;
             let before = w.len();
+            let what = match &source.model {
+                Some(m) => format!("--model {}", m.display()),
+                None => "the --embeddings store".to_string(),
+            };
+            super::check_index_model(w.base(), source_fingerprint(&source)?.as_deref(), &what)?;
             check_new_ids(&source, &w)?;
             for_each_chunk(&source, ctx, |ids, embs| Ok(w.add(ids, embs)?))?;
             let idx = w.commit()?;
@@ -257,10 +262,25 @@ pub fn build(source: &Source, out: &Path, cfg: &BuildConfig, ctx: &Ctx) -> Resul
     let mut builder = IndexBuilder::train_waiting(out, &sample, &cfg, Wait::from_secs(source.wait))
         .with_context(|| format!("training the index codec in {}", out.display()))?;
     drop(sample);
+    builder.set_model_fingerprint(source_fingerprint(source)?);
     for_each_chunk_with(source, model.as_ref(), ctx, |ids, embs| {
         Ok(builder.add_chunk(ids, embs)?)
     })?;
     Ok(builder.finish()?)
+}
+
+/// The model fingerprint of the documents `source` gives: the `--model`'s, or the one a
+/// `--embeddings` store records (none for stores written before fingerprints existed).
+fn source_fingerprint(source: &Source) -> Result<Option<String>> {
+    if let Some(m) = &source.model {
+        return Ok(Some(colzero_model::model_fingerprint(m)?));
+    }
+    match &source.embeddings {
+        Some(e) => Ok(colzero_core::EmbeddingStore::open(e)?
+            .model_fingerprint()
+            .map(String::from)),
+        None => Ok(None),
+    }
 }
 
 fn for_each_chunk(

@@ -205,6 +205,27 @@ pub fn open_document_store(
     Ok(store)
 }
 
+/// Refuses vectors of one model meeting an index built from another: `fingerprint` is
+/// the model fingerprint of the queries or new documents (`source` names where they come
+/// from). Indexes or stores without a recorded fingerprint are not checked.
+pub fn check_index_model(
+    index: &colzero_index::PlaidIndex,
+    fingerprint: Option<&str>,
+    source: &str,
+) -> anyhow::Result<()> {
+    if let (Some(have), Some(got)) = (index.model_fingerprint(), fingerprint) {
+        if have != got {
+            anyhow::bail!(
+                "{}: the index holds documents encoded by another model (fingerprint {have}) \
+                 than {source} (fingerprint {got}); use the model that built the index, or \
+                 rebuild it",
+                index.dir().display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// PLAID search parameters (defaults documented in `colzero_index::SearchParams`).
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct PlaidArgs {

@@ -72,10 +72,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         _ => bail!("give either --query TEXT or --queries FILE.jsonl"),
     };
     let (index, source) = match (&args.index, &args.embeddings) {
-        (Some(dir), _) => (
-            Searcher::Plaid(Box::new(PlaidIndex::open(dir)?), args.plaid.params()),
-            dir.clone(),
-        ),
+        (Some(dir), _) => {
+            let idx = PlaidIndex::open(dir)?;
+            // A model whose files cannot be fingerprinted is not checked here (loading
+            // it below reports what is wrong with it).
+            let fp = colzero_model::model_fingerprint(&args.model).ok();
+            let what = format!("--model {}", args.model.display());
+            super::check_index_model(&idx, fp.as_deref(), &what)?;
+            (
+                Searcher::Plaid(Box::new(idx), args.plaid.params()),
+                dir.clone(),
+            )
+        }
         (None, Some(e)) => {
             let store = open_document_store(e, "search --embeddings", Some(&args.model))?;
             (Searcher::Exact(ExactIndex::from_store(&store)?), e.clone())
