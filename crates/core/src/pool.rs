@@ -152,16 +152,16 @@ fn cut(merges: &[(usize, usize, f64)], m: usize, k: usize) -> Vec<usize> {
     }
     let mut label = vec![usize::MAX; m];
     let mut next = 0;
-    let mut out = vec![0; m];
-    for i in 0..m {
-        let r = find(&mut parent, i);
-        if label[r] == usize::MAX {
-            label[r] = next;
-            next += 1;
-        }
-        out[i] = label[r];
-    }
-    out
+    (0..m)
+        .map(|i| {
+            let r = find(&mut parent, i);
+            if label[r] == usize::MAX {
+                label[r] = next;
+                next += 1;
+            }
+            label[r]
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,10 +184,10 @@ mod tests {
             .collect();
         while clusters.len() > k {
             let (mut bi, mut bj, mut best) = (0, 1, f64::INFINITY);
-            for i in 0..clusters.len() {
-                for j in i + 1..clusters.len() {
-                    if d[i][j] < best {
-                        (bi, bj, best) = (i, j, d[i][j]);
+            for (i, row) in d.iter().enumerate() {
+                for (j, &v) in row.iter().enumerate().skip(i + 1) {
+                    if v < best {
+                        (bi, bj, best) = (i, j, v);
                     }
                 }
             }

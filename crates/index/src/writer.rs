@@ -214,6 +214,15 @@ impl IndexWriter {
     pub fn rollback(self) {}
 }
 
+/// Removes garbage from `dir` under the writer lock, waiting for readers as long as it
+/// takes (up to `wait` for the writer lock itself). Returns the number of files removed.
+pub fn collect_garbage(dir: &Path, wait: Wait) -> Result<usize> {
+    let _lock = lock_writer(dir, wait)?;
+    let m = format::read_manifest(dir)?;
+    let _readers = FileLock::exclusive(&dir.join(READERS_LOCK), Wait::Up(READER_WAIT))?;
+    Ok(format::collect_garbage(dir, &m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,13 +261,4 @@ mod tests {
         assert!(!Arc::ptr_eq(&fresh.chunks[0], &first.chunks[0]));
         assert_eq!(fresh.reconstruct("d110"), next.reconstruct("d110"));
     }
-}
-
-/// Removes garbage from `dir` under the writer lock, waiting for readers as long as it
-/// takes (up to `wait` for the writer lock itself). Returns the number of files removed.
-pub fn collect_garbage(dir: &Path, wait: Wait) -> Result<usize> {
-    let _lock = lock_writer(dir, wait)?;
-    let m = format::read_manifest(dir)?;
-    let _readers = FileLock::exclusive(&dir.join(READERS_LOCK), Wait::Up(READER_WAIT))?;
-    Ok(format::collect_garbage(dir, &m))
 }

@@ -37,7 +37,9 @@ const FAULTS: [&str; 6] = [
     "index.commit.gc",
 ];
 
-fn pool() -> (Vec<(String, MultiVector)>, Vec<(String, MultiVector)>) {
+type Docs = Vec<(String, MultiVector)>;
+
+fn pool() -> (Docs, Docs) {
     clustered(&SyntheticConfig {
         dim: 32,
         n_docs: POOL,
