@@ -396,6 +396,7 @@ fn check_new_ids(source: &Source, w: &IndexWriter) -> Result<()> {
             check(id)?;
         }
     } else if let Some(c) = &source.corpus {
+        corpus::require_rereadable(c, "`index add`")?;
         for r in corpus::stream(c)? {
             let (id, _) = r.map_err(|e| anyhow::anyhow!("{e:#}; nothing was added"))?;
             check(&id)?;
