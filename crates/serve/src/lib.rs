@@ -14,7 +14,7 @@
 //! - Errors are JSON `{"code", "message"}` (`error.rs`); CPU work runs on blocking
 //!   threads behind a bounded queue (`state.rs`); writes are serialised per index and
 //!   acknowledged once committed (`documents.rs`).
-//! - Every request is logged at `info` (method, path, status, milliseconds) with
+//! - Every request is logged at `info` (method, path, status, microseconds) with
 //!   `tracing`; the binary shows them with `COLZERO_LOG=info`.
 
 pub mod documents;
@@ -68,7 +68,7 @@ async fn log_request(req: Request, next: Next) -> Response {
         %method,
         path,
         status = r.status().as_u16(),
-        ms = t.elapsed().as_secs_f64() * 1e3,
+        micros = t.elapsed().as_micros() as u64,
         "request"
     );
     r
