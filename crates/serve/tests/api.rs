@@ -13,6 +13,8 @@ use colzero_serve::Limits;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::time::Duration;
 
 fn queries() -> Vec<String> {
     ["stem cells", "river forest climate", "music orbit 7", "protein market"]
@@ -368,4 +370,54 @@ fn encode_and_rerank_match_the_model_and_maxsim() {
     let doc = ok(srv.addr, "GET", "/api-docs/openapi.json", &Value::Null);
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/indices/{name}/search"]["post"].is_object());
+}
+
+#[test]
+fn a_writer_in_another_process_is_503_busy_and_then_the_add_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    build(&dir, 12);
+    let srv = start(&config(&[("sci", &dir)], None, Limits::default()));
+    let add = json!({"documents": [{"id": "late", "text": "stem"}]});
+    let lock = colzero_core::lock::FileLock::exclusive(
+        &dir.join(colzero_index::writer::WRITER_LOCK),
+        colzero_core::lock::Wait::No,
+    )
+    .unwrap();
+    let r = call(srv.addr, "POST", "/indices/sci/documents", &add);
+    assert_eq!((r.status, r.body["code"].as_str()), (503, Some("INDEX_BUSY")), "{:?}", r.body);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    drop(lock);
+    assert_eq!(ok(srv.addr, "POST", "/indices/sci/documents", &add)["num_documents"], 13);
+}
+
+#[test]
+fn shutdown_lets_an_in_flight_request_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    build(&dir, 12);
+    let mut srv = start(&config(&[("sci", &dir)], None, Limits::default()));
+    let body = br#"{"queries": ["stem cells"], "params": {"top_k": 2}}"#;
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /indices/sci/search HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body[..10]).unwrap();
+    // The request is being read when the shutdown starts; it still gets its answer.
+    std::thread::sleep(Duration::from_millis(200));
+    srv.shutdown();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(&body[10..]).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\"document_ids\""), "{out}");
+    let addr = srv.addr;
+    drop(srv);
+    // After the shutdown nothing listens any more.
+    assert!(std::net::TcpStream::connect(addr).is_err());
 }

@@ -59,6 +59,15 @@ pub struct Server {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Server {
+    /// Starts a graceful shutdown (in-flight requests finish); `drop` waits for the end.
+    pub fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
