@@ -117,6 +117,10 @@ fn an_acknowledged_add_survives_kill_9_and_sigterm_stops_cleanly() {
         .unwrap();
     assert!(term.success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("colzero serve: stopped"));
 }

@@ -83,11 +83,17 @@ fn validate(
 ) -> Result<Batch, ApiError> {
     check_pool(pool_factor)?;
     if docs.is_empty() {
-        return Err(ApiError::field("documents", "must hold at least one document"));
+        return Err(ApiError::field(
+            "documents",
+            "must hold at least one document",
+        ));
     }
     let max = state.limits().max_batch;
     if docs.len() > max {
-        return Err(ApiError::field("documents", format!("at most {max} per request")));
+        return Err(ApiError::field(
+            "documents",
+            format!("at most {max} per request"),
+        ));
     }
     let mut seen = HashSet::new();
     let mut dim = dim;
@@ -140,7 +146,8 @@ fn embed(state: &AppState, batch: Batch) -> Result<(Vec<String>, Vec<MultiVector
             Item::Vectors(_) => None,
         })
         .collect();
-    let mut encoded = encode_texts(state, &texts, InputKind::Document, batch.pool_factor)?.into_iter();
+    let mut encoded =
+        encode_texts(state, &texts, InputKind::Document, batch.pool_factor)?.into_iter();
     let mut out = Vec::with_capacity(batch.items.len());
     for item in batch.items {
         out.push(match item {
@@ -184,7 +191,12 @@ pub async fn add(
             let index = w.commit()?;
             let num_documents = index.len();
             slot.publish(index);
-            tracing::info!(index = slot.name, added = ids.len(), num_documents, "documents added");
+            tracing::info!(
+                index = slot.name,
+                added = ids.len(),
+                num_documents,
+                "documents added"
+            );
             Ok(AddResponse {
                 added: ids.len(),
                 document_ids: ids,
@@ -227,7 +239,12 @@ pub async fn delete(
             let index = w.commit()?;
             let num_documents = index.len();
             slot.publish(index);
-            tracing::info!(index = slot.name, deleted, num_documents, "documents deleted");
+            tracing::info!(
+                index = slot.name,
+                deleted,
+                num_documents,
+                "documents deleted"
+            );
             Ok(DeleteResponse {
                 deleted,
                 num_documents,
@@ -284,7 +301,10 @@ pub async fn create(
     }
     if let Some(k) = req.config.num_centroids {
         if k == 0 {
-            return Err(ApiError::field("config.num_centroids", "must be at least 1"));
+            return Err(ApiError::field(
+                "config.num_centroids",
+                "must be at least 1",
+            ));
         }
         cfg.num_centroids = Some(k);
     }

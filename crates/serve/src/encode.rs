@@ -82,7 +82,10 @@ pub(crate) fn to_multivector(
             return Err(ApiError::dimension(&format!("{field}[{t}]"), r.len(), dim));
         }
         if let Some(j) = r.iter().position(|x| !x.is_finite()) {
-            return Err(ApiError::field(&format!("{field}[{t}][{j}]"), "is not finite"));
+            return Err(ApiError::field(
+                &format!("{field}[{t}][{j}]"),
+                "is not finite",
+            ));
         }
         data.extend_from_slice(r);
     }

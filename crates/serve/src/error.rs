@@ -108,7 +108,11 @@ impl ApiError {
 
     /// 404 `NOT_FOUND` (no such route).
     pub fn no_route(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route {path}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no route {path}"),
+        )
     }
 
     /// 409 with `code`.
@@ -141,7 +145,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -169,7 +179,11 @@ impl From<IndexError> for ApiError {
 
 impl From<ModelError> for ApiError {
     fn from(e: ModelError) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "MODEL_ERROR", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MODEL_ERROR",
+            e.to_string(),
+        )
     }
 }
 
@@ -178,7 +192,12 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, "{}", self.message);
         } else {
-            tracing::info!(code = self.code, status = self.status.as_u16(), "{}", self.message);
+            tracing::info!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "{}",
+                self.message
+            );
         }
         let body = serde_json::json!({"code": self.code, "message": self.message});
         let mut r = (self.status, Json(body)).into_response();

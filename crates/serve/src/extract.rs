@@ -49,7 +49,12 @@ where
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::too_large(limit))
             }
-            Err(r) => return Err(ApiError::bad_request(format!("request body: {}", r.body_text()))),
+            Err(r) => {
+                return Err(ApiError::bad_request(format!(
+                    "request body: {}",
+                    r.body_text()
+                )))
+            }
         };
         parse(&bytes).map(ApiJson)
     }
@@ -82,13 +87,28 @@ mod tests {
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(e.message.starts_with("field `queries[1]`"), "{}", e.message);
         let e = parse::<Req>(br#"{"queries": [], "params": {"top_k": -1}}"#).unwrap_err();
-        assert!(e.message.starts_with("field `params.top_k`"), "{}", e.message);
+        assert!(
+            e.message.starts_with("field `params.top_k`"),
+            "{}",
+            e.message
+        );
         let e = parse::<Req>(br#"{"queries": [], "filter": {}}"#).unwrap_err();
-        assert!(e.message.contains("unknown field `filter`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown field `filter`"),
+            "{}",
+            e.message
+        );
         let e = parse::<Req>(br#"{"queries": ["a""#).unwrap_err();
         assert!(e.message.starts_with("malformed JSON"), "{}", e.message);
         let e = parse::<Req>(br#"{}"#).unwrap_err();
-        assert!(e.message.contains("missing field `queries`"), "{}", e.message);
-        assert_eq!(parse::<Req>(br#"{"queries": ["x"]}"#).unwrap().queries, ["x"]);
+        assert!(
+            e.message.contains("missing field `queries`"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            parse::<Req>(br#"{"queries": ["x"]}"#).unwrap().queries,
+            ["x"]
+        );
     }
 }

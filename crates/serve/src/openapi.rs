@@ -43,8 +43,14 @@ pub fn document() -> Value {
     let vecs = json!({"type": "array", "items": {"type": "array", "items": {"type": "number"}}});
     let errors = |extra: &[(&str, &str)]| {
         let mut m = serde_json::Map::new();
-        m.insert("400".into(), err("bad request: the message names the field"));
-        m.insert("503".into(), err("queue full or index busy; see Retry-After"));
+        m.insert(
+            "400".into(),
+            err("bad request: the message names the field"),
+        );
+        m.insert(
+            "503".into(),
+            err("queue full or index busy; see Retry-After"),
+        );
         for (code, d) in extra {
             m.insert((*code).into(), err(d));
         }
@@ -139,7 +145,13 @@ mod tests {
             .as_object()
             .unwrap()
             .values()
-            .map(|p| p.as_object().unwrap().keys().filter(|k| *k != "parameters").count())
+            .map(|p| {
+                p.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .count()
+            })
             .sum();
         assert_eq!(n, ROUTES.len());
     }

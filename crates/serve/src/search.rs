@@ -149,7 +149,10 @@ impl Params {
         }
         if let Some(t) = self.centroid_threshold {
             if t.is_some_and(|t| !t.is_finite()) {
-                return Err(ApiError::field("params.centroid_threshold", "must be finite"));
+                return Err(ApiError::field(
+                    "params.centroid_threshold",
+                    "must be finite",
+                ));
             }
             p.centroid_score_threshold = t;
         }
@@ -201,11 +204,17 @@ pub async fn search(
         }
         (None, Some(e)) => {
             if e.is_empty() {
-                return Err(ApiError::field("query_embeddings", "must hold at least one query"));
+                return Err(ApiError::field(
+                    "query_embeddings",
+                    "must hold at least one query",
+                ));
             }
             let max = state.limits().max_batch;
             if e.len() > max {
-                return Err(ApiError::field("query_embeddings", format!("at most {max} per request")));
+                return Err(ApiError::field(
+                    "query_embeddings",
+                    format!("at most {max} per request"),
+                ));
             }
             let mvs = e
                 .into_iter()

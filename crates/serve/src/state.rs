@@ -224,7 +224,8 @@ impl AppState {
         }
         if let Some(d) = &cfg.data_dir {
             std::fs::create_dir_all(d).map_err(|e| ServeError::io(d.display().to_string(), e))?;
-            let rd = std::fs::read_dir(d).map_err(|e| ServeError::io(d.display().to_string(), e))?;
+            let rd =
+                std::fs::read_dir(d).map_err(|e| ServeError::io(d.display().to_string(), e))?;
             let mut found: Vec<(String, PathBuf)> = rd
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())

@@ -33,13 +33,15 @@ pub fn encode(texts: &[String], kind: InputKind) -> Vec<MultiVector> {
 }
 
 const WORDS: [&str; 12] = [
-    "stem", "cells", "market", "vitamin", "bone", "river", "engine", "protein", "climate",
-    "music", "orbit", "forest",
+    "stem", "cells", "market", "vitamin", "bone", "river", "engine", "protein", "climate", "music",
+    "orbit", "forest",
 ];
 
 /// Text of corpus document `i`.
 pub fn doc_text(i: usize) -> String {
-    let w: Vec<&str> = (0..6).map(|j| WORDS[(i * 5 + j * 7) % WORDS.len()]).collect();
+    let w: Vec<&str> = (0..6)
+        .map(|j| WORDS[(i * 5 + j * 7) % WORDS.len()])
+        .collect();
     format!("{} {i}", w.join(" "))
 }
 
@@ -155,10 +157,22 @@ pub fn raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response to {method} {path}: {:?}", String::from_utf8_lossy(&buf)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no response to {method} {path}: {:?}",
+                String::from_utf8_lossy(&buf)
+            )
+        });
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut lines = head.lines();
-    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
