@@ -311,7 +311,8 @@ pub async fn create(
     let dim = state.model().config().embedding_dim;
     let batch = validate(&state, req.documents, req.pool_factor, Some(dim))?;
     let job = state.admit()?;
-    let _catalog = state.catalog().lock().await;
+    // Held until the index is registered, even if the client goes away meanwhile.
+    let catalog = state.catalog().lock_owned().await;
     let dir = root.join(&req.name);
     if state.index(&req.name).is_ok() || dir.exists() {
         return Err(ApiError::conflict(
@@ -321,15 +322,16 @@ pub async fn create(
     }
     let st = state.clone();
     let name = req.name.clone();
-    let index = job
+    let slot = job
         .run(move || {
+            let _catalog = catalog;
             let (ids, embs) = embed(&st, batch)?;
             let docs: Vec<(String, MultiVector)> = ids.into_iter().zip(embs).collect();
-            Ok(colzero_index::build_index(&dir, &docs, &cfg)?)
+            let index = colzero_index::build_index(&dir, &docs, &cfg)?;
+            tracing::info!(index = name, documents = index.len(), "index created");
+            Ok(st.insert(name, index))
         })
         .await?;
-    tracing::info!(index = name, documents = index.len(), "index created");
-    let slot = state.insert(name, index);
     Ok(Json(summary(&slot)))
 }
 
@@ -338,7 +340,7 @@ pub async fn drop_index(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let _catalog = state.catalog().lock().await;
+    let _catalog = state.catalog().lock_owned().await;
     let slot = state.index(&name)?;
     if !slot.managed {
         return Err(ApiError::conflict(

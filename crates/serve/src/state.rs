@@ -128,7 +128,7 @@ struct Inner {
     data_dir: Option<PathBuf>,
     indexes: RwLock<BTreeMap<String, Arc<IndexSlot>>>,
     /// Serialises index creation and deletion.
-    catalog: Mutex<()>,
+    catalog: Arc<Mutex<()>>,
     queue: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     limits: Limits,
@@ -248,7 +248,7 @@ impl AppState {
             },
             data_dir: cfg.data_dir.clone(),
             indexes: RwLock::new(indexes),
-            catalog: Mutex::new(()),
+            catalog: Arc::new(Mutex::new(())),
             queue: Arc::new(Semaphore::new(l.max_queue)),
             workers: Arc::new(Semaphore::new(l.workers)),
             limits: l.clone(),
@@ -319,8 +319,8 @@ impl AppState {
     }
 
     /// The lock serialising index creation and deletion.
-    pub(crate) fn catalog(&self) -> &Mutex<()> {
-        &self.0.catalog
+    pub(crate) fn catalog(&self) -> Arc<Mutex<()>> {
+        self.0.catalog.clone()
     }
 
     /// Takes a queue slot for CPU work, or 503 `QUEUE_FULL` when all are taken.
