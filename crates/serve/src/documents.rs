@@ -28,7 +28,7 @@ use crate::encode::{check_pool, encode_texts, one, to_multivector};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::search::{summary, IndexSummary};
-use crate::state::{valid_name, AppState};
+use crate::state::{valid_name, AppState, IndexSlot};
 use axum::extract::{Path, State};
 use axum::Json;
 use colzero_core::lock::{FileLock, Wait};
@@ -37,6 +37,7 @@ use colzero_index::{BuildConfig, IndexWriter};
 use colzero_model::InputKind;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +164,14 @@ fn embed(state: &AppState, batch: Batch) -> Result<(Vec<String>, Vec<MultiVector
     Ok((batch.ids, out))
 }
 
+/// 404 when the index was deleted while this write waited for its turn.
+fn ensure_still_served(state: &AppState, slot: &Arc<IndexSlot>) -> Result<(), ApiError> {
+    match state.index(&slot.name) {
+        Ok(now) if Arc::ptr_eq(&now, slot) => Ok(()),
+        _ => Err(ApiError::no_index(&slot.name)),
+    }
+}
+
 /// `POST /indices/{name}/documents`.
 pub async fn add(
     State(state): State<AppState>,
@@ -181,6 +190,7 @@ pub async fn add(
     drop(snap);
     let job = state.admit()?;
     let guard = slot.writer.clone().lock_owned().await;
+    ensure_still_served(&state, &slot)?;
     let st = state.clone();
     let out = job
         .run(move || {
@@ -231,6 +241,7 @@ pub async fn delete(
     }
     let job = state.admit()?;
     let guard = slot.writer.clone().lock_owned().await;
+    ensure_still_served(&state, &slot)?;
     let out = job
         .run(move || {
             let _guard = guard;

@@ -3,7 +3,7 @@
 //!
 //! Contract: every error a client sees is JSON `{"code", "message"}` with the status that
 //! says whose fault it is: 400 `BAD_REQUEST` (the message names the field), 400
-//! `DIMENSION_MISMATCH`, 404 `INDEX_NOT_FOUND` / `NOT_FOUND`, 409 `DOCUMENT_EXISTS` /
+//! `DIMENSION_MISMATCH`, 404 `INDEX_NOT_FOUND` / `NOT_FOUND`, 405 `METHOD_NOT_ALLOWED`, 409 `DOCUMENT_EXISTS` /
 //! `INDEX_ALREADY_EXISTS` / `INDEX_NOT_MANAGED`, 413 `PAYLOAD_TOO_LARGE`, 503
 //! `QUEUE_FULL` / `INDEX_BUSY` (with a `Retry-After` header, seconds), 500
 //! `MODEL_ERROR` / `INTERNAL_ERROR`. Library errors are mapped in one place
@@ -112,6 +112,15 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!("no route {path}"),
+        )
+    }
+
+    /// 405 `METHOD_NOT_ALLOWED`.
+    pub fn method(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("{method} is not allowed on {path}"),
         )
     }
 

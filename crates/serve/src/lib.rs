@@ -10,7 +10,7 @@
 //! - Routes (see `openapi.rs` for the document served at `/api-docs/openapi.json`):
 //!   `GET /health`, `GET|POST /indices`, `GET|DELETE /indices/{name}`,
 //!   `POST /indices/{name}/search`, `POST|DELETE /indices/{name}/documents`,
-//!   `POST /encode`, `POST /rerank`. Anything else is a JSON 404.
+//!   `POST /encode`, `POST /rerank`. Anything else is a JSON 404 (405 for a known path).
 //! - Errors are JSON `{"code", "message"}` (`error.rs`); CPU work runs on blocking
 //!   threads behind a bounded queue (`state.rs`); writes are serialised per index and
 //!   acknowledged once committed (`documents.rs`).
@@ -55,6 +55,9 @@ pub fn app(state: AppState) -> Router {
         .route("/rerank", post(encode::rerank))
         .route("/api-docs/openapi.json", get(openapi::openapi))
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            ApiError::method(req.method().as_str(), req.uri().path())
+        })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

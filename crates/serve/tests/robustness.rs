@@ -247,6 +247,14 @@ fn malformed_requests_get_their_4xx_and_the_server_keeps_serving() {
             "--index",
         ),
         (
+            "PUT",
+            "/indices/sci/search",
+            b"{}".to_vec(),
+            405,
+            "METHOD_NOT_ALLOWED",
+            "PUT",
+        ),
+        (
             "GET",
             "/no/such/route",
             b"".to_vec(),
