@@ -1,5 +1,6 @@
 //! `colzero serve` through the binary: it binds 127.0.0.1 on the port asked (0: a free
-//! one) and says where; an add acknowledged with 200 survives `kill -9` of the server
+//! one) and says where; its search answers what `colzero search --index` prints for the
+//! same index and query; an add acknowledged with 200 survives `kill -9` of the server
 //! (the commit is durable: after a restart the document is there and the index opens);
 //! SIGTERM stops it cleanly (exit status 0).
 
@@ -75,6 +76,54 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: &Value) -> (u16, Value
     let (head, rest) = buf.split_once("\r\n\r\n").unwrap();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, serde_json::from_str(rest).unwrap_or(Value::Null))
+}
+
+/// `(id, score)` lines printed by `colzero search --index IDX --query Q -k K`.
+fn cli_search(idx: &Path, query: &str, k: usize) -> Vec<(String, f32)> {
+    let o = Command::new(env!("CARGO_BIN_EXE_colzero"))
+        .args(["--quiet", "--threads", "1", "search", "--model"])
+        .arg(tiny_model())
+        .arg("--index")
+        .arg(idx)
+        .args(["--query", query, "-k", &k.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[2].to_string(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn server_search_equals_colzero_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = build(tmp.path());
+    let (mut child, addr) = serve(&idx);
+    for query in ["river forest", "engine 7 orbit"] {
+        let want = cli_search(&idx, query, 5);
+        assert_eq!(want.len(), 5);
+        let (st, r) = call(
+            addr,
+            "POST",
+            "/indices/sci/search",
+            &json!({"queries": [query], "params": {"top_k": 5}}),
+        );
+        assert_eq!(st, 200, "{r}");
+        let ids = r["results"][0]["document_ids"].as_array().unwrap();
+        let scores = r["results"][0]["scores"].as_array().unwrap();
+        for (i, (id, score)) in want.iter().enumerate() {
+            assert_eq!(ids[i].as_str().unwrap(), id, "{query}: rank {i}");
+            // The CLI prints 4 decimals.
+            let got = scores[i].as_f64().unwrap() as f32;
+            assert!((got - score).abs() <= 1e-4, "{query}: {got} vs {score}");
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
