@@ -23,6 +23,13 @@ pub enum ServeError {
     /// An index could not be opened or written.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// A named index could not be opened.
+    #[error("cannot open index `{name}`")]
+    OpenIndex {
+        name: String,
+        #[source]
+        source: IndexError,
+    },
     /// The model could not be loaded.
     #[error(transparent)]
     Model(#[from] ModelError),

@@ -206,7 +206,10 @@ impl AppState {
                     dir.display()
                 )));
             }
-            let index = PlaidIndex::open(dir)?;
+            let index = PlaidIndex::open(dir).map_err(|source| ServeError::OpenIndex {
+                name: name.clone(),
+                source,
+            })?;
             let dim = model.config().embedding_dim;
             if index.dim() != dim && !index.is_empty() {
                 return Err(ServeError::Invalid(format!(

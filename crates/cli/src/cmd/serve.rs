@@ -6,7 +6,7 @@
 //! one), and returns when SIGINT/SIGTERM ended the service after in-flight requests.
 
 use super::{Ctx, EncoderArgs};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -64,8 +64,7 @@ pub fn run(args: Args, _ctx: &Ctx) -> Result<()> {
     colzero_serve::serve(&cfg, addr, |bound| {
         println!("listening on http://{bound}");
         let _ = std::io::stdout().flush();
-    })
-    .context("colzero serve")?;
+    })?;
     eprintln!("colzero serve: stopped");
     Ok(())
 }
