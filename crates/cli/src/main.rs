@@ -49,6 +49,8 @@ enum Command {
     Pipeline(cmd::pipeline::Args),
     /// Run several recipes and write one paper-style comparison table.
     Ablate(cmd::ablate::Args),
+    /// Serve indexes over HTTP/JSON (search, add/delete documents, encode, rerank).
+    Serve(cmd::serve::Args),
 }
 
 // mimalloc keeping freed pages: activation buffers are reused instead of being
@@ -93,6 +95,7 @@ fn main() {
         Command::Quickstart(a) => cmd::quickstart::run(a, &ctx),
         Command::Pipeline(a) => cmd::pipeline::run(a, &ctx),
         Command::Ablate(a) => cmd::ablate::run(a, &ctx),
+        Command::Serve(a) => cmd::serve::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

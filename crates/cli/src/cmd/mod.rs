@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod quickstart;
 pub mod search;
+pub mod serve;
 pub mod train;
 
 use clap::Args as ClapArgs;
