@@ -2,7 +2,7 @@
 //!
 //! Contract:
 //! - A write holds the index's write mutex (one writer per index in this service) and,
-//!   for its commit, the index's `writer.lock` (`IndexWriter::open(dir, Wait::No)`:
+//!   for its commit, the index's `writer.lock` (`IndexWriter::open_with(dir, Wait::No, served snapshot)`:
 //!   another process writing it is 503 `INDEX_BUSY`). It answers 200 only after
 //!   `IndexWriter::commit` renamed the manifest (fsynced): an acknowledged write survives
 //!   a kill. The new snapshot is then published; searches that started earlier finish on
@@ -196,7 +196,9 @@ pub async fn add(
         .run(move || {
             let _guard = guard;
             let (ids, embs) = embed(&st, batch)?;
-            let mut w = IndexWriter::open(&slot.dir, Wait::No)?;
+            // The served snapshot's chunks are reused, not checked again.
+            let current = slot.snapshot();
+            let mut w = IndexWriter::open_with(&slot.dir, Wait::No, Some(&current))?;
             w.add(ids.clone(), &embs)?;
             let index = w.commit()?;
             let num_documents = index.len();
@@ -245,7 +247,8 @@ pub async fn delete(
     let out = job
         .run(move || {
             let _guard = guard;
-            let mut w = IndexWriter::open(&slot.dir, Wait::No)?;
+            let current = slot.snapshot();
+            let mut w = IndexWriter::open_with(&slot.dir, Wait::No, Some(&current))?;
             let deleted = w.delete(&req.ids)?;
             let index = w.commit()?;
             let num_documents = index.len();
