@@ -21,7 +21,8 @@ BIN=target/release/colzero
 LOAD=target/release/examples/load
 DS=$SHARED/data/beir/scifact
 mkdir -p "$WORK"
-cargo build --release -p colzero -p colzero-serve --example load
+cargo build --release -p colzero
+cargo build --release -p colzero-serve --example load
 
 [ -d "$MODEL" ] || $BIN --quiet convert --from "$SHARED/models/sentence-transformers/all-MiniLM-L6-v2" --out "$MODEL"
 [ -f "$WORK/scifact.plaid/manifest.json" ] || $BIN --quiet --threads 2 index build --model "$MODEL" --corpus "$DS" --out "$WORK/scifact.plaid" --nbits 2

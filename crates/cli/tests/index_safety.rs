@@ -434,3 +434,27 @@ fn an_index_refuses_queries_and_documents_of_another_model() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn beir_queries_files_with_underscore_ids_are_read_by_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = build(dir.path(), 4);
+    let q = dir.path().join("queries.jsonl");
+    std::fs::write(&q, "{\"_id\": \"q1\", \"text\": \"stem cells\"}\n").unwrap();
+    let run = dir.path().join("run.trec");
+    let o = bin()
+        .args(["search", "--model"])
+        .arg(tiny_model())
+        .arg("--index")
+        .arg(&idx)
+        .arg("--queries")
+        .arg(&q)
+        .arg("--output")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&run).unwrap();
+    assert!(text.lines().all(|l| l.starts_with("q1 ")), "{text}");
+    assert_eq!(text.lines().count(), 4);
+}

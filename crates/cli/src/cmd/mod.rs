@@ -134,9 +134,11 @@ pub fn progress(len: u64, ctx: &Ctx, msg: &'static str) -> indicatif::ProgressBa
     pb
 }
 
-/// One `{"id", "text"}` line of an encode/search input file.
+/// One `{"id", "text"}` line of an encode/search input file (`"_id"` as in BEIR's
+/// `queries.jsonl` is accepted too).
 #[derive(serde::Deserialize)]
 pub struct IdText {
+    #[serde(alias = "_id")]
     pub id: String,
     pub text: String,
 }
