@@ -35,7 +35,7 @@ t1=$(date +%s.%N)
 base=$(python3 -c "print(round($nq / ($t1 - $t0), 2))")
 echo "{\"baseline\": \"colzero search --index, one batch, model load included\", \"queries\": $nq, \"qps\": $base}" | tee "$WORK/results.jsonl"
 
-serve() { # $1: index dir; prints the port, leaves the pid in $SERVER
+serve() { # $1: index dir; sets ADDR (host:port) and SERVER (pid)
   local log="$WORK/serve.log"
   $BIN --threads 2 serve --model "$MODEL" --index "scifact=$1" --port 0 --workers 2 >"$log" 2>&1 &
   SERVER=$!
@@ -43,19 +43,20 @@ serve() { # $1: index dir; prints the port, leaves the pid in $SERVER
     grep -q "listening on" "$log" 2>/dev/null && break
     sleep 0.1
   done
-  grep -o "listening on http://[0-9.:]*" "$log" | sed 's/.*http:\/\///'
+  ADDR=$(grep -o "listening on http://[0-9.:]*" "$log" | sed 's/.*http:\/\///')
+  [ -n "$ADDR" ] || { cat "$log" >&2; exit 1; }
 }
 stop() { kill -TERM "$SERVER"; wait "$SERVER" || true; }
 
-addr=$(serve "$WORK/scifact.plaid")
+serve "$WORK/scifact.plaid"
 for c in 1 4 16; do
-  $LOAD --addr "$addr" --index scifact --clients $c --seconds "$SECS" --queries "$DS/queries.jsonl" --pid "$SERVER" | tee -a "$WORK/results.jsonl"
-  $LOAD --addr "$addr" --index scifact --clients $c --seconds "$SECS" --embeddings "$WORK/queries.safetensors" --pid "$SERVER" | tee -a "$WORK/results.jsonl"
+  $LOAD --addr "$ADDR" --index scifact --clients $c --seconds "$SECS" --queries "$DS/queries.jsonl" --pid "$SERVER" | tee -a "$WORK/results.jsonl"
+  $LOAD --addr "$ADDR" --index scifact --clients $c --seconds "$SECS" --embeddings "$WORK/queries.safetensors" --pid "$SERVER" | tee -a "$WORK/results.jsonl"
 done
 stop
 
 rm -rf "$WORK/mixed.plaid"; cp -r "$WORK/scifact.plaid" "$WORK/mixed.plaid"
-addr=$(serve "$WORK/mixed.plaid")
-$LOAD --addr "$addr" --index scifact --clients 16 --seconds "$SECS" --queries "$DS/queries.jsonl" \
+serve "$WORK/mixed.plaid"
+$LOAD --addr "$ADDR" --index scifact --clients 16 --seconds "$SECS" --queries "$DS/queries.jsonl" \
   --malformed-pct 10 --add-every-ms 200 --pid "$SERVER" | tee -a "$WORK/results.jsonl"
 stop
