@@ -45,6 +45,9 @@ pub struct Document {
     pub id: String,
     pub text: Option<String>,
     pub embeddings: Option<Vec<Vec<f32>>>,
+    /// Scalars only (`metadata.rs`); stored in the index's `metadata.sqlite`.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -176,10 +179,20 @@ fn ensure_still_served(state: &AppState, slot: &Arc<IndexSlot>) -> Result<(), Ap
 pub async fn add(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ApiJson(req): ApiJson<AddRequest>,
+    ApiJson(mut req): ApiJson<AddRequest>,
 ) -> Result<Json<AddResponse>, ApiError> {
     let slot = state.index(&name)?;
     let snap = slot.snapshot();
+    for (i, d) in req.documents.iter().enumerate() {
+        if let Some(m) = &d.metadata {
+            crate::metadata::validate(m, &format!("documents[{i}].metadata"))?;
+        }
+    }
+    let metas = crate::metadata::rows(
+        req.documents
+            .iter_mut()
+            .map(|d| (d.id.clone(), d.metadata.take())),
+    );
     let batch = validate(&state, req.documents, req.pool_factor, Some(snap.dim()))?;
     if let Some(id) = batch.ids.iter().find(|id| snap.contains(id)) {
         return Err(ApiError::conflict(
@@ -199,6 +212,10 @@ pub async fn add(
             // The served snapshot's chunks are reused, not checked again.
             let current = slot.snapshot();
             let mut w = IndexWriter::open_with(&slot.dir, Wait::No, Some(&current))?;
+            // Metadata commits first, tagged with the generation this commit will have.
+            let mut meta = crate::metadata::MetaStore::open(&slot.dir)?;
+            meta.prune(current.info().generation)?;
+            meta.put(w.generation(), &metas)?;
             w.add(ids.clone(), &embs)?;
             let index = w.commit()?;
             let num_documents = index.len();
