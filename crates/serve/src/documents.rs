@@ -239,7 +239,10 @@ pub async fn add(
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
-    pub ids: Vec<String>,
+    /// The ids to delete (or `filter`, not both).
+    pub ids: Option<Vec<String>>,
+    /// Delete the live documents whose metadata matches this filter (`metadata.rs`).
+    pub filter: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -255,9 +258,22 @@ pub async fn delete(
     ApiJson(req): ApiJson<DeleteRequest>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
     let slot = state.index(&name)?;
-    if req.ids.is_empty() {
-        return Err(ApiError::field("ids", "must hold at least one id"));
-    }
+    let (ids, filter) = match (req.ids, req.filter) {
+        (Some(ids), None) if ids.is_empty() => {
+            return Err(ApiError::field("ids", "must hold at least one id"))
+        }
+        (Some(ids), None) => (ids, None),
+        (None, Some(f)) => (
+            Vec::new(),
+            Some(crate::metadata::Filter::parse(&f, "filter")?),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either `ids` or `filter`, not both",
+            ))
+        }
+        (None, None) => return Err(ApiError::bad_request("missing field `ids` (or `filter`)")),
+    };
     let job = state.admit()?;
     let guard = slot.writer.clone().lock_owned().await;
     ensure_still_served(&state, &slot)?;
@@ -265,8 +281,27 @@ pub async fn delete(
         .run(move || {
             let _guard = guard;
             let current = slot.snapshot();
+            let ids = match &filter {
+                None => ids,
+                Some(f) => {
+                    let store = crate::metadata::MetaStore::open(&slot.dir)?;
+                    let mut m: Vec<String> = store
+                        .matching(current.info().generation, f)?
+                        .into_iter()
+                        .filter(|id| current.contains(id))
+                        .collect();
+                    m.sort();
+                    m
+                }
+            };
+            if ids.is_empty() {
+                return Ok(DeleteResponse {
+                    deleted: 0,
+                    num_documents: current.len(),
+                });
+            }
             let mut w = IndexWriter::open_with(&slot.dir, Wait::No, Some(&current))?;
-            let deleted = w.delete(&req.ids)?;
+            let deleted = w.delete(&ids)?;
             let index = w.commit()?;
             let num_documents = index.len();
             slot.publish(index);
