@@ -45,6 +45,9 @@ pub struct Document {
     pub id: String,
     pub text: Option<String>,
     pub embeddings: Option<Vec<Vec<f32>>>,
+    /// Scalars only (`metadata.rs`); stored in the index's `metadata.sqlite`.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -176,10 +179,20 @@ fn ensure_still_served(state: &AppState, slot: &Arc<IndexSlot>) -> Result<(), Ap
 pub async fn add(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ApiJson(req): ApiJson<AddRequest>,
+    ApiJson(mut req): ApiJson<AddRequest>,
 ) -> Result<Json<AddResponse>, ApiError> {
     let slot = state.index(&name)?;
     let snap = slot.snapshot();
+    for (i, d) in req.documents.iter().enumerate() {
+        if let Some(m) = &d.metadata {
+            crate::metadata::validate(m, &format!("documents[{i}].metadata"))?;
+        }
+    }
+    let metas = crate::metadata::rows(
+        req.documents
+            .iter_mut()
+            .map(|d| (d.id.clone(), d.metadata.take())),
+    );
     let batch = validate(&state, req.documents, req.pool_factor, Some(snap.dim()))?;
     if let Some(id) = batch.ids.iter().find(|id| snap.contains(id)) {
         return Err(ApiError::conflict(
@@ -199,6 +212,10 @@ pub async fn add(
             // The served snapshot's chunks are reused, not checked again.
             let current = slot.snapshot();
             let mut w = IndexWriter::open_with(&slot.dir, Wait::No, Some(&current))?;
+            // Metadata commits first, tagged with the generation this commit will have.
+            let mut meta = crate::metadata::MetaStore::open(&slot.dir)?;
+            meta.prune(current.info().generation)?;
+            meta.put(w.generation(), &metas)?;
             w.add(ids.clone(), &embs)?;
             let index = w.commit()?;
             let num_documents = index.len();
@@ -222,7 +239,10 @@ pub async fn add(
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
-    pub ids: Vec<String>,
+    /// The ids to delete (or `filter`, not both).
+    pub ids: Option<Vec<String>>,
+    /// Delete the live documents whose metadata matches this filter (`metadata.rs`).
+    pub filter: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -238,9 +258,22 @@ pub async fn delete(
     ApiJson(req): ApiJson<DeleteRequest>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
     let slot = state.index(&name)?;
-    if req.ids.is_empty() {
-        return Err(ApiError::field("ids", "must hold at least one id"));
-    }
+    let (ids, filter) = match (req.ids, req.filter) {
+        (Some(ids), None) if ids.is_empty() => {
+            return Err(ApiError::field("ids", "must hold at least one id"))
+        }
+        (Some(ids), None) => (ids, None),
+        (None, Some(f)) => (
+            Vec::new(),
+            Some(crate::metadata::Filter::parse(&f, "filter")?),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either `ids` or `filter`, not both",
+            ))
+        }
+        (None, None) => return Err(ApiError::bad_request("missing field `ids` (or `filter`)")),
+    };
     let job = state.admit()?;
     let guard = slot.writer.clone().lock_owned().await;
     ensure_still_served(&state, &slot)?;
@@ -248,8 +281,27 @@ pub async fn delete(
         .run(move || {
             let _guard = guard;
             let current = slot.snapshot();
+            let ids = match &filter {
+                None => ids,
+                Some(f) => {
+                    let store = crate::metadata::MetaStore::open(&slot.dir)?;
+                    let mut m: Vec<String> = store
+                        .matching(current.info().generation, f)?
+                        .into_iter()
+                        .filter(|id| current.contains(id))
+                        .collect();
+                    m.sort();
+                    m
+                }
+            };
+            if ids.is_empty() {
+                return Ok(DeleteResponse {
+                    deleted: 0,
+                    num_documents: current.len(),
+                });
+            }
             let mut w = IndexWriter::open_with(&slot.dir, Wait::No, Some(&current))?;
-            let deleted = w.delete(&req.ids)?;
+            let deleted = w.delete(&ids)?;
             let index = w.commit()?;
             let num_documents = index.len();
             slot.publish(index);

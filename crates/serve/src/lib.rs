@@ -21,6 +21,7 @@ pub mod documents;
 pub mod encode;
 pub mod error;
 pub mod extract;
+pub mod metadata;
 pub mod openapi;
 pub mod search;
 pub mod state;

@@ -89,10 +89,12 @@ pub fn document() -> Value {
                 "params": {"type": "object", "properties": {"top_k": {"type": "integer", "minimum": 1, "default": 10},
                     "n_probe": {"type": "integer", "minimum": 1, "default": 8}, "n_full": {"type": "integer", "minimum": 1},
                     "centroid_threshold": {"type": "number", "nullable": true, "default": 0.4}}},
-                "subset": {"type": "array", "items": {"type": "string"}}}})),
+                "subset": {"type": "array", "items": {"type": "string"}},
+                "filter": {"$ref": "#/components/schemas/Filter"}}})),
             "responses": with(errors(&[("404", "no such index")]), "200", ok("one result per query, in order", json!({"type": "object", "properties": {
                 "results": {"type": "array", "items": {"type": "object", "properties": {"query_id": {"type": "integer"},
-                    "document_ids": {"type": "array", "items": {"type": "string"}}, "scores": {"type": "array", "items": {"type": "number"}}}}},
+                    "document_ids": {"type": "array", "items": {"type": "string"}}, "scores": {"type": "array", "items": {"type": "number"}},
+                    "metadata": {"type": "array", "items": {"type": "object", "nullable": true}}}}},
                 "num_queries": {"type": "integer"}}})))}},
         "/indices/{name}/documents": {"parameters": name_param(),
           "post": {"summary": "Add documents (texts or embeddings); 200 once committed and durable",
@@ -101,8 +103,8 @@ pub fn document() -> Value {
                 "pool_factor": {"type": "integer", "minimum": 1, "default": 1}}})),
             "responses": with(errors(&[("404", "no such index"), ("409", "a document id exists already or is given twice")]), "200", ok("committed", json!({"type": "object", "properties": {
                 "added": {"type": "integer"}, "document_ids": {"type": "array", "items": {"type": "string"}}, "num_documents": {"type": "integer"}}})))},
-          "delete": {"summary": "Delete documents by id; 200 once committed",
-            "requestBody": body(json!({"type": "object", "required": ["ids"], "properties": {"ids": {"type": "array", "items": {"type": "string"}}}})),
+          "delete": {"summary": "Delete documents by ids or by a metadata filter (one of them); 200 once committed",
+            "requestBody": body(json!({"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}, "filter": {"$ref": "#/components/schemas/Filter"}}})),
             "responses": with(errors(&[("404", "no such index")]), "200", ok("committed", json!({"type": "object", "properties": {"deleted": {"type": "integer"}, "num_documents": {"type": "integer"}}})))}},
         "/encode": {"post": {"summary": "Encode texts into multi-vectors",
             "requestBody": body(json!({"type": "object", "required": ["texts", "input_type"], "properties": {
@@ -118,7 +120,9 @@ pub fn document() -> Value {
       },
       "components": {"schemas": {
         "Error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
-        "Document": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "embeddings": vecs}},
+        "Document": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "embeddings": vecs,
+            "metadata": {"type": "object", "description": "scalars only (string, number, bool, null)"}}},
+        "Filter": {"type": "object", "description": "{field, eq} | {field, in: [..]} | {field, gt/gte/lt/lte} | {field, exists: bool} | {and: [..]} | {or: [..]} | {not: {..}}; compiled to parameterised SQL"},
         "IndexSummary": {"type": "object", "properties": {"name": {"type": "string"}, "path": {"type": "string"}, "managed": {"type": "boolean"},
             "num_documents": {"type": "integer"}, "num_deleted": {"type": "integer"}, "num_tokens": {"type": "integer"}, "dim": {"type": "integer"},
             "nbits": {"type": "integer"}, "num_centroids": {"type": "integer"}, "generation": {"type": "integer"}, "bytes_on_disk": {"type": "integer"}}}

@@ -168,6 +168,8 @@ pub struct SearchRequest {
     #[serde(default)]
     pub params: Params,
     pub subset: Option<Vec<String>>,
+    /// Typed metadata filter (`metadata.rs`), intersected with `subset`.
+    pub filter: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -175,6 +177,9 @@ pub struct QueryResult {
     pub query_id: usize,
     pub document_ids: Vec<String>,
     pub scores: Vec<f32>,
+    /// Per hit: its metadata object, or null.
+    #[serde(default)]
+    pub metadata: Vec<Option<serde_json::Value>>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -234,7 +239,11 @@ pub async fn search(
             ))
         }
     };
-    let filter = req.subset.map(IdFilter::new);
+    let meta_filter = match &req.filter {
+        Some(f) => Some(crate::metadata::Filter::parse(f, "filter")?),
+        None => None,
+    };
+    let subset = req.subset;
     let job = state.admit()?;
     let st = state.clone();
     let hits = job
@@ -245,13 +254,37 @@ pub async fn search(
             };
             // One snapshot for the whole request: the old or the new index, never a mix.
             let index = slot.snapshot();
-            Ok(index.search_batch(&qs, k, &params, filter.as_ref())?)
+            let generation = index.info().generation;
+            let store = crate::metadata::MetaStore::open(&slot.dir)?;
+            let ids = match (subset, meta_filter) {
+                (s, None) => s,
+                (s, Some(f)) => {
+                    let m = store.matching(generation, &f)?;
+                    Some(match s {
+                        Some(s) => s.into_iter().filter(|i| m.contains(i)).collect(),
+                        None => m.into_iter().collect(),
+                    })
+                }
+            };
+            let filter = ids.map(IdFilter::new);
+            let hits = index.search_batch(&qs, k, &params, filter.as_ref())?;
+            let metas = hits
+                .iter()
+                .map(|h| {
+                    let ids: Vec<String> = h.iter().map(|x| x.id.clone()).collect();
+                    store.get(generation, &ids)
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok::<_, ApiError>((hits, metas))
         })
         .await?;
+    let (hits, metas) = hits;
     let results: Vec<QueryResult> = hits
         .into_iter()
+        .zip(metas)
         .enumerate()
-        .map(|(query_id, h)| QueryResult {
+        .map(|(query_id, (h, metadata))| QueryResult {
+            metadata,
             query_id,
             document_ids: h.iter().map(|x| x.id.clone()).collect(),
             scores: h.iter().map(|x| x.score).collect(),

@@ -124,7 +124,7 @@ fn malformed_requests_get_their_4xx_and_the_server_keeps_serving() {
             br#"{"queries": ["a"], "filter": {"x": 1}}"#.to_vec(),
             400,
             "BAD_REQUEST",
-            "unknown field `filter`",
+            "field `filter`: must have `field`",
         ),
         (
             "POST",
