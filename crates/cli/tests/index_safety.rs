@@ -107,13 +107,7 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// Names in the index directory that no manifest references (lock files excepted).
 fn litter(idx: &Path) -> Vec<String> {
     let m = colzero_index::format::read_manifest(idx).unwrap();
-    let mut keep = vec![m.centroids.name, m.ivf.name, m.docs.name];
-    keep.extend(m.chunks.into_iter().map(|c| c.file.name));
-    keep.extend(["manifest.json", "writer.lock", "readers.lock"].map(String::from));
-    files(idx)
-        .into_keys()
-        .filter(|n| !keep.contains(n))
-        .collect()
+    colzero_index::format::unreferenced_files(idx, &m)
 }
 
 fn expect_ids(prefix: &str, n: usize) -> Vec<String> {

@@ -350,6 +350,26 @@ pub fn collect_garbage(dir: &Path, m: &Manifest) -> usize {
     n
 }
 
+/// Names in `dir` that belong to no part of the index `m` describes: neither the
+/// manifest, a file it references, nor a lock file (`writer.lock`, `readers.lock`).
+/// Files other tools keep beside an index (the service's `metadata.sqlite*`) count too;
+/// the crash tests use this to prove a directory holds no litter.
+pub fn unreferenced_files(dir: &Path, m: &Manifest) -> Vec<String> {
+    let mut keep: Vec<&str> = vec![MANIFEST, "writer.lock", "readers.lock"];
+    keep.extend([&m.centroids.name, &m.ivf.name, &m.docs.name].map(String::as_str));
+    keep.extend(m.chunks.iter().map(|c| c.file.name.as_str()));
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !keep.contains(&n.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Little-endian u32 values of a byte slice.
 pub fn u32s(bytes: &[u8]) -> Vec<u32> {
     bytes

@@ -331,14 +331,7 @@ fn two_writers_four_readers_and_kills() {
         assert!(mean_cos > 0.9, "{id}: reconstruction cosine {mean_cos}");
     }
     let m = colzero_index::format::read_manifest(&dir).unwrap();
-    let mut keep = vec![m.centroids.name, m.ivf.name, m.docs.name];
-    keep.extend(m.chunks.into_iter().map(|c| c.file.name));
-    keep.extend(["manifest.json", "writer.lock", "readers.lock"].map(String::from));
-    let left: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !keep.contains(n))
-        .collect();
+    let left = colzero_index::format::unreferenced_files(&dir, &m);
     assert!(left.is_empty(), "left behind: {left:?}");
     let c = &counts;
     eprintln!(

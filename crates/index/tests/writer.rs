@@ -52,19 +52,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// Files that are neither referenced by the manifest nor the manifest or a lock file.
 fn litter(dir: &Path) -> Vec<String> {
     let m = colzero_index::format::read_manifest(dir).unwrap();
-    let mut keep = vec![
-        m.centroids.name.clone(),
-        m.ivf.name.clone(),
-        m.docs.name.clone(),
-        "manifest.json".into(),
-        "writer.lock".into(),
-        "readers.lock".into(),
-    ];
-    keep.extend(m.chunks.iter().map(|c| c.file.name.clone()));
-    snapshot(dir)
-        .into_keys()
-        .filter(|n| !keep.contains(n))
-        .collect()
+    colzero_index::format::unreferenced_files(dir, &m)
 }
 
 fn ids_of(d: &[(String, MultiVector)]) -> (Vec<String>, Vec<MultiVector>) {

@@ -87,6 +87,18 @@ pub struct RunRecord {
     pub changes: Vec<ConfigChange>,
 }
 
+impl RunRecord {
+    /// The record of a run starting now under the identity configuration `config`.
+    pub fn new(config_hash: String, config: String) -> Self {
+        Self {
+            format: RUN_FORMAT,
+            config_hash,
+            config,
+            changes: Vec::new(),
+        }
+    }
+}
+
 /// The identity form of a stage config (see module docs).
 pub fn identity(cfg: &StageConfig) -> String {
     let mut c = cfg.clone();
@@ -301,15 +313,7 @@ pub fn open(cfg: &StageConfig, out: &Path, opts: &RunOptions) -> Result<RunGuard
             );
             remove_outputs(out, &ours)?;
         }
-        write_record(
-            out,
-            &RunRecord {
-                format: RUN_FORMAT,
-                config_hash: id_hash,
-                config: id,
-                changes: Vec::new(),
-            },
-        )?;
+        write_record(out, &RunRecord::new(id_hash, id))?;
         return Ok(RunGuard {
             _lock: lock,
             lock_path,
@@ -323,15 +327,7 @@ pub fn open(cfg: &StageConfig, out: &Path, opts: &RunOptions) -> Result<RunGuard
                  be checked, recording the current one",
                 out.display()
             );
-            write_record(
-                out,
-                &RunRecord {
-                    format: RUN_FORMAT,
-                    config_hash: id_hash,
-                    config: id,
-                    changes: Vec::new(),
-                },
-            )?;
+            write_record(out, &RunRecord::new(id_hash, id))?;
         }
         Some(rec) if rec.config_hash == id_hash => {}
         Some(mut rec) => {
