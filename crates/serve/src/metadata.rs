@@ -21,7 +21,7 @@
 
 use crate::error::ApiError;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -69,6 +69,26 @@ impl MetaStore {
         )
         .map_err(sql)?;
         Ok(Self { conn })
+    }
+
+    /// Opens `dir/metadata.sqlite` for reading when it exists (`None`: no document of
+    /// this index has metadata). Searches use this, so a read never creates files.
+    pub fn open_existing(dir: &Path) -> Result<Option<Self>, ApiError> {
+        let path = dir.join(FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+        // A writer may have created the file and not yet its table.
+        let has_table: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        Ok(has_table.then_some(Self { conn }))
     }
 
     /// Writes `rows` (id, metadata object) tagged `generation` in one committed

@@ -254,12 +254,15 @@ pub async fn search(
             };
             // One snapshot for the whole request: the old or the new index, never a mix.
             let index = slot.snapshot();
-            let generation = index.info().generation;
-            let store = crate::metadata::MetaStore::open(&slot.dir)?;
+            let generation = index.manifest().generation;
+            let store = crate::metadata::MetaStore::open_existing(&slot.dir)?;
             let ids = match (subset, meta_filter) {
                 (s, None) => s,
                 (s, Some(f)) => {
-                    let m = store.matching(generation, &f)?;
+                    let m = match &store {
+                        Some(st) => st.matching(generation, &f)?,
+                        None => Default::default(),
+                    };
                     Some(match s {
                         Some(s) => s.into_iter().filter(|i| m.contains(i)).collect(),
                         None => m.into_iter().collect(),
@@ -272,7 +275,10 @@ pub async fn search(
                 .iter()
                 .map(|h| {
                     let ids: Vec<String> = h.iter().map(|x| x.id.clone()).collect();
-                    store.get(generation, &ids)
+                    match &store {
+                        Some(st) => st.get(generation, &ids),
+                        None => Ok(vec![None; ids.len()]),
+                    }
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?;
             Ok::<_, ApiError>((hits, metas))
